@@ -1,0 +1,1 @@
+"""Behaviour capture and learned recommendations for django-oscar shops."""

@@ -1,0 +1,112 @@
+"""System checks: misconfiguration is reported at startup with an id and a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from recommender.conf import DEFAULTS, SETTINGS_NAME, TYPES
+
+REQUIRED_OSCAR_APPS = {
+    "oscar.apps.catalogue": "product views",
+    "oscar.apps.basket": "basket additions",
+    "oscar.apps.order": "purchases",
+    "oscar.apps.customer": "login merge",
+    "oscar.apps.search": "searches",
+}
+
+
+def _app_modules() -> list[str]:
+    from django.apps import apps
+
+    return [cfg.name for cfg in apps.get_app_configs()]
+
+
+def check_settings_dict(name: str, defaults: dict[str, Any], types: dict[str, Any], app: str) -> list[checks.CMessage]:
+    """Shared by both apps: the dict exists as a dict, has known keys and well-typed values."""
+    errors: list[checks.CMessage] = []
+    user = getattr(settings, name, None)
+    if user is None:
+        return errors
+    if not isinstance(user, dict):
+        return [checks.Error(f"settings.{name} must be a dict.", hint="See README.md, Settings.", id=f"{app}.E002")]
+    for key, value in user.items():
+        if key not in defaults:
+            errors.append(
+                checks.Error(
+                    f"Unknown setting {name}[{key!r}].",
+                    hint=f"Known keys: {', '.join(sorted(defaults))}.",
+                    id=f"{app}.E002",
+                )
+            )
+        elif key in types and not isinstance(value, types[key]):
+            errors.append(
+                checks.Error(
+                    f"{name}[{key!r}] is {type(value).__name__}, expected {types[key]}.",
+                    hint=f"The default is {defaults[key]!r}.",
+                    id=f"{app}.E002",
+                )
+            )
+    return errors
+
+
+def check_oscar_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    modules = _app_modules()
+    errors: list[checks.CMessage] = []
+    for module, purpose in REQUIRED_OSCAR_APPS.items():
+        if not any(m == module or m.endswith("." + module.rsplit(".", 1)[-1]) for m in modules):
+            errors.append(
+                checks.Error(
+                    f"{module} (or a fork of it) is not installed; {purpose} cannot be captured.",
+                    hint="Install django-oscar's apps as in its documentation.",
+                    id="recommender.E001",
+                )
+            )
+    if "recommender" in modules:
+        ours = modules.index("recommender")
+        oscar_positions = [i for i, m in enumerate(modules) if m.startswith("oscar.")]
+        if oscar_positions and ours < max(oscar_positions):
+            errors.append(
+                checks.Error(
+                    "'recommender' is listed before Oscar's apps in INSTALLED_APPS.",
+                    hint="Put 'recommender' and 'segmentation' after all oscar.* apps.",
+                    id="recommender.E003",
+                )
+            )
+    middleware = list(getattr(settings, "MIDDLEWARE", []))
+    if "recommender.middleware.VisitorMiddleware" not in middleware:
+        errors.append(
+            checks.Warning(
+                "recommender.middleware.VisitorMiddleware is not in MIDDLEWARE.",
+                hint="Without it anonymous visitors get no visitor id and searches/orders lose their visitor.",
+                id="recommender.W001",
+            )
+        )
+    return errors
+
+
+def check_recommender_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    return check_settings_dict(SETTINGS_NAME, DEFAULTS, TYPES, "recommender")
+
+
+def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    if settings.DEBUG:
+        return []
+    if not broker or broker.startswith(("memory://", "filesystem://")):
+        return [
+            checks.Error(
+                f"CELERY_BROKER_URL is {broker or 'unset'!r} with DEBUG off: periodic tasks would not run reliably.",
+                hint="Set CELERY_BROKER_URL to your Redis, e.g. redis://127.0.0.1:6379/0.",
+                id="recommender.E004",
+            )
+        ]
+    return []
+
+
+def register() -> None:
+    checks.register(check_oscar_apps, checks.Tags.compatibility)
+    checks.register(check_recommender_settings)
+    checks.register(check_broker, checks.Tags.compatibility, deploy=False)

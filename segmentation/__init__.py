@@ -1,0 +1,1 @@
+"""RFM segmentation, clusters, lifetime value and segment-targeted offers for django-oscar shops."""

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SegmentationConfig(AppConfig):
+    name = "segmentation"
+    label = "segmentation"
+    verbose_name = _("Customer segmentation")
+    default_auto_field = "django.db.models.BigAutoField"
