@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. `make help` lists the rest.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_DATA ?= shop/data/online_retail_sample.csv.gz
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
+
+demo: venv  ## set up the demo shop on SQLite with real data, then serve it with a Celery worker and beat
+	$(BIN)/python manage.py demo --data $(DEMO_DATA)
+
+demo-setup: venv  ## only prepare the demo (migrate, import, pipelines, admin login), do not serve
+	$(BIN)/python manage.py demo --data $(DEMO_DATA) --no-serve
+
+test: venv lint migrations-check  ## lint, check migrations and run the whole test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint:  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check:  ## fail if a model change has no migration
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench:  ## list the benchmark scripts (see benchmarks/README.md)
+	@ls benchmarks/*.py | grep -v __init__
+
+clean:  ## remove the virtualenv and the demo's database, cache and broker files
+	rm -rf $(VENV) var

@@ -1,0 +1,49 @@
+"""Shared fixtures and the rules for tests that need outside services or data.
+
+* ``@pytest.mark.redis`` / ``@pytest.mark.postgres`` tests need REDIS_URL / a
+  PostgreSQL DATABASE_URL. Without them they are skipped with the reason, except
+  when ``CI=true``: then a missing service is an error, never a skip.
+* ``@pytest.mark.data`` tests read ``../shared/data`` (or ``SHARED_DATA_DIR``) and
+  are skipped, with the reason, in a clone that has no such folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing_services() -> dict[str, str]:
+    from django.conf import settings
+
+    missing = {}
+    if not os.environ.get("REDIS_URL"):
+        missing["redis"] = "REDIS_URL is not set (set it to a Redis server to run this test)"
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        missing["postgres"] = "DATABASE_URL does not name a PostgreSQL database"
+    if not SHARED_DATA.is_dir():
+        missing["data"] = f"{SHARED_DATA} is absent (the public data sets live beside the repository)"
+    return missing
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = _missing_services()
+    if IN_CI and missing:
+        raise pytest.UsageError("CI=true but required services/data are missing: " + "; ".join(missing.values()))
+    for item in items:
+        for marker, reason in missing.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA

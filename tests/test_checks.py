@@ -1,0 +1,55 @@
+"""System checks report misconfiguration with ids and hints."""
+
+from __future__ import annotations
+
+from django.core.management import call_command
+
+from recommender import checks
+
+
+def ids(messages):
+    return sorted({m.id for m in messages})
+
+
+def test_demo_settings_pass_all_checks(settings):
+    settings.DEBUG = True  # the demo runs with DEBUG; without it the embedded broker is an error (below)
+    call_command("check", fail_level="WARNING")
+
+
+def test_unknown_and_mistyped_settings(settings):
+    settings.RECOMMENDER = {"TRACKING_ENABLD": True, "EVENT_RETENTION_DAYS": "30"}
+    messages = checks.check_recommender_settings()
+    assert ids(messages) == ["recommender.E002"]
+    assert len(messages) == 2
+    assert "TRACKING_ENABLD" in messages[0].msg
+
+
+def test_settings_must_be_a_dict(settings):
+    settings.RECOMMENDER = ["TRACKING_ENABLED"]
+    assert ids(checks.check_recommender_settings()) == ["recommender.E002"]
+
+
+def test_broker_required_in_production(settings):
+    settings.DEBUG = False
+    settings.CELERY_BROKER_URL = "filesystem://"
+    assert ids(checks.check_broker()) == ["recommender.E004"]
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    assert checks.check_broker() == []
+
+
+def test_app_order_and_missing_oscar_apps(monkeypatch):
+    monkeypatch.setattr(checks, "_app_modules", lambda: ["recommender", "oscar.apps.catalogue", "oscar.apps.basket"])
+    assert ids(checks.check_oscar_apps()) == ["recommender.E001", "recommender.E003"]
+
+
+def test_missing_middleware_warns(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "recommender" not in m]
+    assert ids(checks.check_oscar_apps()) == ["recommender.W001"]
+
+
+def test_settings_reload_on_override(settings):
+    from recommender.conf import app_settings
+
+    assert app_settings.TRACKING_ENABLED is True
+    settings.RECOMMENDER = {"TRACKING_ENABLED": False}
+    assert app_settings.TRACKING_ENABLED is False
