@@ -1,0 +1,136 @@
+"""Capture overhead: the product page with event capture on vs off, side by side.
+
+    python -m benchmarks.capture_overhead [--requests 1000] [--json PATH]
+
+Runs against a scratch PostgreSQL database (``BENCH_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/bench_capture``, dropped and recreated).
+Both variants are measured in one process with the request order interleaved
+(off, on, off, on, ...) so drift hits both alike. "off" is the shop without our
+middleware and with our receivers disconnected; "on" is the full capture path
+(middleware, receiver, one INSERT per view). Times are Django's handling time of
+``GET /catalogue/<slug>_<pk>/`` through the test client (no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from urllib.parse import urlparse
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_capture"
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per variant (>= 500)")
+    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--json", default="benchmarks/results/capture_overhead.json")
+    args = parser.parse_args(argv)
+
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client, override_settings
+    from django.test.utils import setup_test_environment
+    from tqdm import tqdm
+
+    from recommender import receivers
+    from recommender.models import Event
+    from tests.helpers import BROWSER, make_product
+
+    setup_test_environment()
+    call_command("migrate", interactive=False, verbosity=0)
+    products = [make_product(title=f"Product {i}", price="9.99") for i in range(args.products)]
+    urls = [p.get_absolute_url() for p in products]
+
+    client_on = Client(HTTP_USER_AGENT=BROWSER)
+    client_off = Client(HTTP_USER_AGENT=BROWSER)
+    without_ours = [m for m in settings.MIDDLEWARE if not m.startswith("recommender.")]
+    with override_settings(MIDDLEWARE=without_ours):
+        client_off.get(urls[0])  # the handler loads its middleware chain on the first request
+    client_on.get(urls[0])
+
+    def disconnect() -> None:
+        from oscar.apps.catalogue.signals import product_viewed
+
+        product_viewed.disconnect(dispatch_uid="recommender.view")
+
+    def reconnect() -> None:
+        receivers.connect()
+
+    # warm up both paths
+    for u in urls[:50]:
+        client_on.get(u)
+        disconnect()
+        client_off.get(u)
+        reconnect()
+
+    timings: dict[str, list[float]] = {"off": [], "on": []}
+    before = Event.objects.count()
+    for i in tqdm(range(args.requests), desc="requests (per variant)", file=sys.stderr):
+        u = urls[i % len(urls)]
+        disconnect()
+        t = time.perf_counter()
+        r = client_off.get(u)
+        timings["off"].append((time.perf_counter() - t) * 1000)
+        reconnect()
+        assert r.status_code == 200
+        t = time.perf_counter()
+        r = client_on.get(u)
+        timings["on"].append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 200
+    recorded = Event.objects.count() - before
+    assert recorded == args.requests, f"expected {args.requests} events, got {recorded}"
+
+    result = {
+        "database": settings.DATABASES["default"]["ENGINE"],
+        "requests_per_variant": args.requests,
+        "events_recorded": recorded,
+        **{
+            f"{name}_{stat}_ms": round(fn(values), 3)
+            for name, values in timings.items()
+            for stat, fn in (("median", statistics.median), ("p95", lambda v: percentile(v, 95)))
+        },
+    }
+    result["added_median_ms"] = round(result["on_median_ms"] - result["off_median_ms"], 3)
+    result["added_p95_ms"] = round(result["on_p95_ms"] - result["off_p95_ms"], 3)
+
+    print("\n| variant | requests | median ms | p95 ms |")
+    print("|---|---:|---:|---:|")
+    for name in ("off", "on"):
+        print(f"| capture {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |")
+    print(f"| **added by capture** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
