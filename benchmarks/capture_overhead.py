@@ -37,7 +37,7 @@ def recreate_database(url: str) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| variant | requests | median ms | p95 ms |")
     print("|---|---:|---:|---:|")
     for name in ("off", "on"):
-        print(f"| capture {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |")
+        print(
+            f"| capture {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |"
+        )
     print(f"| **added by capture** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from oscar.apps.order.signals import order_placed
 
 from recommender.models import Event, EventKind
@@ -208,3 +212,30 @@ def test_admin_lists_events_read_only_for_staff_only(product, admin_client, clie
     assert admin_client.post(reverse("admin:recommender_event_change", args=[event.pk]), {}).status_code == 403
     client.force_login(customer)
     assert client.get(url).status_code == 302  # not staff: sent to the admin login
+
+
+def test_shop_pages_work_with_redis_down(product, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
+        }
+    }
+    client = browser()
+    assert view_product(client, product).status_code == 200
+    assert add_to_basket(client, product).status_code == 302
+    assert Event.objects.count() == 2
+
+
+@given(query=st.text(max_size=400), cookie=st.text(max_size=80))
+@hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_query_or_cookie_is_handled(product, query, cookie):
+    client = browser()
+    if cookie.isprintable() and ";" not in cookie:
+        client.cookies["oscar_visitor"] = cookie
+    resp = client.get(reverse("search:search"), {"q": query.replace("\x00", "")})
+    assert resp.status_code == 200
+    for event in Event.objects.filter(kind=EventKind.SEARCH):
+        assert len(event.query) <= 255
+        assert re.fullmatch(r"[0-9a-f]{32}", event.visitor_id)
