@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sites.models import Site
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import Max
 from oscar.core.loading import get_model
 
 ADMIN_USERNAME = "admin"
@@ -44,12 +46,18 @@ class Command(BaseCommand):
 
         self.step(f"Importing {data}")
         call_command("import_online_retail", data, stdout=self.stdout, stderr=self.stderr)
+        self.step("Indexing the catalogue for browsing and search")
+        call_command("update_index", verbosity=0, remove=True)
 
+        # The demo's orders are from 2010-2011: run the pipelines as of the day after the last one,
+        # as a shop would see them the next morning (the nightly tasks use today's date).
+        last = get_model("order", "Order").objects.aggregate(last=Max("date_placed"))["last"]
+        as_of = (last + timedelta(days=1)).date().isoformat() if last else None
         available = get_commands()
         for name in PIPELINES:
             if name in available:
-                self.step(f"Running {name}")
-                call_command(name, stdout=self.stdout, stderr=self.stderr)
+                self.step(f"Running {name}" + (f" as of {as_of}" if as_of else ""))
+                call_command(name, *(["--as-of", as_of] if as_of else []), stdout=self.stdout, stderr=self.stderr)
 
         password = self.reset_admin_password()
         self.stdout.write(
