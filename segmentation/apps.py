@@ -7,3 +7,8 @@ class SegmentationConfig(AppConfig):
     label = "segmentation"
     verbose_name = _("Customer segmentation")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from segmentation import checks
+
+        checks.register()

@@ -62,10 +62,12 @@ INSTALLED_APPS = [
     "haystack",
     "treebeard",
     "django_tables2",
+    "sorl.thumbnail",
     "rest_framework",
     # ours: after Oscar, so Oscar's models and signals exist when they load
     "recommender.apps.RecommenderConfig",
     "segmentation.apps.SegmentationConfig",
+    "segmentation.dashboard.apps.SegmentationDashboardConfig",
     "shop",
 ]
 
@@ -132,9 +134,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            # Redis down must never break a page: cache misses instead, logged
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
@@ -169,6 +173,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommender.tasks.purge_old_events",
         "schedule": crontab(hour=3, minute=10),
     },
+    "segmentation-nightly": {
+        "task": "segmentation.tasks.segment_customers",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
 
 # -- i18n, static, media
@@ -185,7 +193,14 @@ AUTHENTICATION_BACKENDS = (
     "oscar.apps.customer.auth_backends.EmailBackend",
     "django.contrib.auth.backends.ModelBackend",
 )
-HAYSTACK_CONNECTIONS = {"default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}}
+# Oscar 4 lists the catalogue through Haystack: Whoosh is pure Python and needs no server
+# (``manage.py update_index`` after an import; the demo command does it)
+HAYSTACK_CONNECTIONS = {
+    "default": {
+        "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
+        "PATH": str(VAR_DIR / "whoosh_index"),
+    }
+}
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 # -- Oscar
@@ -201,10 +216,20 @@ OSCAR_ORDER_STATUS_PIPELINE = {
     "Cancelled": (),
     "Refunded": (),
 }
+OSCAR_DASHBOARD_NAVIGATION = [
+    *OSCAR_DASHBOARD_NAVIGATION,  # noqa: F405
+    {
+        "label": "Customer segments",
+        "icon": "fas fa-users",
+        "url_name": "segmentation_dashboard:segmentation-overview",
+    },
+]
 
 # -- our apps (every key documented in README.md; omitted keys take their defaults)
 RECOMMENDER = {}
-SEGMENTATION = {}
+# The demo's guest orders carry one placeholder e-mail per invoice: grouping them would make
+# every guest invoice a "customer", so the demo segments registered customers only.
+SEGMENTATION = {"INCLUDE_GUESTS": False}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,1 @@
+"""Staff-only DRF endpoints (``IsAdminUser``): runs with their segment summaries, and memberships."""

@@ -1,0 +1,93 @@
+"""Server-side charts (matplotlib, Agg backend) returned as inline SVG text: no CDN, no JS."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else text
+
+
+def _empty(message: str) -> str:
+    fig = plt.figure(figsize=(5, 1))
+    fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="#666")
+    return _svg(fig)
+
+
+def segment_sizes(segments: Sequence[dict[str, Any]]) -> str:
+    if not segments:
+        return _empty("No segments yet")
+    names = [s["segment"] for s in segments][::-1]
+    sizes = [s["customers"] for s in segments][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1))
+    ax.barh(names, sizes, color=PALETTE[0])
+    for y, v in enumerate(sizes):
+        ax.text(v, y, f" {v:,}", va="center", fontsize=8)
+    ax.set_xlabel("customers")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def rf_heatmap(heat: Sequence[Sequence[int]]) -> str:
+    if not heat or not any(any(row) for row in heat):
+        return _empty("No customers yet")
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    img = ax.imshow(heat, origin="lower", cmap="Blues")
+    for r, row in enumerate(heat):
+        for f, v in enumerate(row):
+            ax.text(f, r, f"{v:,}", ha="center", va="center", fontsize=7, color="black")
+    ax.set_xticks(range(5), [str(i) for i in range(1, 6)])
+    ax.set_yticks(range(5), [str(i) for i in range(1, 6)])
+    ax.set_xlabel("F score (orders)")
+    ax.set_ylabel("R score (recency)")
+    fig.colorbar(img, ax=ax, shrink=0.8, label="customers")
+    return _svg(fig)
+
+
+def cluster_scatter(scatter: dict[str, Any], clusters: Sequence[dict[str, Any]]) -> str:
+    if not scatter or not scatter.get("x"):
+        return _empty("No clusters yet")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    labels = scatter["cluster"]
+    names = {c["cluster"]: c.get("description", "") for c in clusters}
+    for c in sorted(set(labels)):
+        xs = [x for x, lab in zip(scatter["x"], labels, strict=True) if lab == c]
+        ys = [y for y, lab in zip(scatter["y"], labels, strict=True) if lab == c]
+        ax.scatter(xs, ys, s=6, alpha=0.5, color=PALETTE[c % len(PALETTE)], label=f"{c}: {names.get(c, '')}"[:50])
+    for c, (x, y) in enumerate(scatter.get("centers", [])):
+        ax.scatter([x], [y], marker="X", s=80, color=PALETTE[c % len(PALETTE)], edgecolor="black")
+    axis = scatter.get("axis_labels") or ["PC1", "PC2"]
+    ax.set_xlabel(axis[0], fontsize=8)
+    ax.set_ylabel(axis[1], fontsize=8)
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def churn_over_runs(points: Sequence[tuple[str, float]]) -> str:
+    points = [(d, v) for d, v in points if v is not None]
+    if not points:
+        return _empty("No runs yet")
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    ax.plot([d for d, _ in points], [100 * v for _, v in points], marker="o", color=PALETTE[3])
+    ax.set_ylabel("% at churn risk")
+    ax.set_ylim(bottom=0)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)

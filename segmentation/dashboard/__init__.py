@@ -1,0 +1,1 @@
+"""Oscar dashboard pages for segmentation (an ``OscarDashboardConfig`` app)."""

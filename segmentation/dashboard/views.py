@@ -1,0 +1,175 @@
+"""Staff-only dashboard views (access is enforced by the app config's ``default_permissions``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views import View
+from django.views.generic import TemplateView
+
+from segmentation import charts, services
+from segmentation.export import memberships_csv_response
+from segmentation.models import CustomerSegment, RunStatus, SegmentationRun
+
+
+def _run_from_request(request: HttpRequest) -> SegmentationRun | None:
+    run_id = request.GET.get("run")
+    if run_id:
+        try:
+            return SegmentationRun.objects.get(pk=int(run_id))
+        except (ValueError, SegmentationRun.DoesNotExist) as exc:
+            raise Http404("no such run") from exc
+    return services.current_run()
+
+
+class OverviewView(TemplateView):
+    template_name = "segmentation/dashboard/overview.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        run = _run_from_request(self.request)
+        runs = list(SegmentationRun.objects.order_by("-created")[:30])
+        ctx.update(run=run, runs=runs, last_failed=next((r for r in runs if r.status == RunStatus.FAILED), None))
+        if run is None:
+            return ctx
+        summary = run.summary or {}
+        previous = (
+            SegmentationRun.objects.filter(status=RunStatus.SUCCEEDED, created__lt=run.created)
+            .order_by("-created")
+            .first()
+        )
+        history = list(
+            SegmentationRun.objects.filter(status=RunStatus.SUCCEEDED)
+            .order_by("as_of", "created")
+            .values_list("as_of", "summary")
+        )[-60:]
+        # runs never change once written: the SVGs are cached per run (and per newest run for the trend)
+        key = f"segmentation:charts:{run.pk}:{runs[0].pk if runs else 0}"
+        svgs = cache.get(key)
+        if svgs is None:
+            svgs = {
+                "chart_sizes": charts.segment_sizes(summary.get("segments", [])),
+                "chart_heatmap": charts.rf_heatmap(summary.get("heatmap_rf", [])),
+                "chart_scatter": charts.cluster_scatter(summary.get("scatter", {}), summary.get("clusters", [])),
+                "chart_churn": charts.churn_over_runs(
+                    [(d.isoformat(), (s or {}).get("churn_share")) for d, s in history]
+                ),
+            }
+            cache.set(key, svgs, 24 * 3600)
+        ctx.update({name: mark_safe(svg) for name, svg in svgs.items()})  # our own matplotlib output
+        ctx.update(
+            summary=summary,
+            segments=summary.get("segments", []),
+            clusters=summary.get("clusters", []),
+            clv=summary.get("clv", {}),
+            previous=previous,
+            transitions=services.transition_matrix(previous, run) if previous else None,
+        )
+        return ctx
+
+
+class SegmentView(TemplateView):
+    """A segment's customers, filterable, paginated, exportable (``?format=csv``)."""
+
+    template_name = "segmentation/dashboard/segment.html"
+    paginate_by = 50
+
+    def filtered(self, run: SegmentationRun) -> QuerySet:
+        g = self.request.GET
+        qs = CustomerSegment.objects.filter(run=run).select_related("user")
+        if g.get("name"):
+            qs = qs.filter(segment=g["name"])
+        if g.get("churn") in ("1", "0"):
+            qs = qs.filter(churn_risk=g["churn"] == "1")
+        if g.get("cluster", "").lstrip("-").isdigit():
+            qs = qs.filter(cluster=int(g["cluster"]))
+        for dim in ("r", "f", "m"):
+            if g.get(dim, "") in {"1", "2", "3", "4", "5"}:
+                qs = qs.filter(**{f"{dim}_score": int(g[dim])})
+        if g.get("q"):
+            qs = qs.filter(user__email__icontains=g["q"]) | qs.filter(guest_email__icontains=g["q"])
+        order = g.get("order", "-monetary")
+        allowed = {"monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive"}
+        if order.lstrip("-") not in allowed:
+            order = "-monetary"
+        return qs.order_by(order, "pk")
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        run = _run_from_request(request)
+        if run is None:
+            raise Http404("no segmentation run yet")
+        qs = self.filtered(run)
+        if request.GET.get("format") == "csv":
+            name = (request.GET.get("name") or "all").replace(" ", "-").replace("'", "")
+            return memberships_csv_response(qs, f"segment-{name}-{run.as_of:%Y%m%d}.csv")
+        page = Paginator(qs, self.paginate_by).get_page(request.GET.get("page"))
+        params = request.GET.copy()
+        params.pop("page", None)
+        ctx = self.get_context_data(
+            run=run,
+            page_obj=page,
+            memberships=page.object_list,
+            segment=request.GET.get("name", ""),
+            querystring=params.urlencode(),
+            segment_names=sorted((run.segment_counts or {}).keys()),
+        )
+        return self.render_to_response(ctx)
+
+
+class CustomerView(TemplateView):
+    """One customer's scores, segment history, predicted value and why."""
+
+    template_name = "segmentation/dashboard/customer.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        user_id = kwargs.get("user_id")
+        if user_id:
+            customer = get_object_or_404(get_user_model(), pk=user_id)
+            qs = CustomerSegment.objects.filter(user=customer)
+            label = getattr(customer, "email", "") or str(customer)
+        else:
+            email = (self.request.GET.get("email") or "").strip().lower()
+            if not email:
+                raise Http404("no customer given")
+            customer = None
+            qs = CustomerSegment.objects.filter(user__isnull=True, guest_email=email)
+            label = f"{email} (guest)"
+        kept = list(SegmentationRun.objects.filter(status=RunStatus.SUCCEEDED).values_list("pk", flat=True))
+        history = list(qs.filter(run_id__in=kept).select_related("run").order_by("-run__as_of"))
+        current = next((m for m in history if m.run.is_current), None)
+        ctx.update(
+            customer=customer,
+            label=label,
+            history=history,
+            current=current,
+            why=services.explain(current) if current else "",
+        )
+        return ctx
+
+
+class CreateOfferView(View):
+    """POST ``segment`` (and ``percent``): create a Site offer for that segment."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        from segmentation.offers import create_segment_offer
+
+        segment = (request.POST.get("segment") or "").strip()
+        try:
+            percent = Decimal(request.POST.get("percent") or "10")
+            offer = create_segment_offer([segment], percent=percent)
+        except (ValueError, InvalidOperation) as exc:
+            messages.error(request, f"No offer created: {exc}")
+            return HttpResponseRedirect(reverse("segmentation_dashboard:segmentation-overview"))
+        messages.success(request, f'Created the offer "{offer.name}". Review or edit it here.')
+        return HttpResponseRedirect(reverse("dashboard:offer-detail", kwargs={"pk": offer.pk}))

@@ -1,0 +1,145 @@
+"""Staff-only dashboard pages, admin and API; CSV export; nothing for shoppers to read."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from oscar.test.factories import UserFactory
+
+from segmentation import services
+from segmentation.models import CustomerSegment
+from segmentation.testing import make_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_clean(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def runs():
+    import random
+
+    rnd = random.Random(3)
+    users = [UserFactory(email=f"p{i}@example.com") for i in range(25)]
+    for u in users:
+        for _ in range(rnd.randint(1, 6)):
+            make_order(user=u, total=rnd.randint(5, 200), placed=f"2024-0{rnd.randint(1, 6)}-{rnd.randint(10, 28)}")
+    make_order(guest_email="guest@example.com", total=20, placed="2024-06-01")
+    first = services.run_segmentation(date(2024, 3, 31))
+    second = services.run_segmentation(date(2024, 6, 30))
+    return users, first, second
+
+
+@pytest.fixture
+def staff(client):
+    user = UserFactory(is_staff=True)
+    client.force_login(user)
+    return client
+
+
+def dashboard_urls(users, run):
+    m = CustomerSegment.objects.filter(run=run).first()
+    return [
+        reverse("segmentation_dashboard:segmentation-overview"),
+        reverse("segmentation_dashboard:segmentation-segment") + f"?name={m.segment}",
+        reverse("segmentation_dashboard:segmentation-segment") + "?churn=1&r=5&q=example",
+        reverse("segmentation_dashboard:segmentation-customer", kwargs={"user_id": users[0].pk}),
+        reverse("segmentation_dashboard:segmentation-guest") + "?email=guest@example.com",
+    ]
+
+
+def test_staff_sees_dashboard_pages_with_charts(staff, runs):
+    users, first, second = runs
+    for url in dashboard_urls(users, second):
+        r = staff.get(url)
+        assert r.status_code == 200, url
+        assert b"nan" not in r.content.lower().replace(b"nanum", b""), url
+    page = staff.get(reverse("segmentation_dashboard:segmentation-overview")).content.decode()
+    assert page.count("<svg") >= 4  # sizes, heat map, scatter, churn over runs
+    assert "Movement between segments" in page
+    assert staff.get(reverse("segmentation_dashboard:segmentation-overview") + f"?run={first.pk}").status_code == 200
+
+
+def test_segment_csv_export(staff, runs):
+    _users, _first, second = runs
+    seg = next(iter(second.segment_counts))
+    r = staff.get(reverse("segmentation_dashboard:segmentation-segment") + f"?name={seg}&format=csv")
+    assert r.status_code == 200 and r["Content-Type"] == "text/csv"
+    lines = b"".join(r.streaming_content).decode().strip().splitlines()
+    assert lines[0].startswith("run,as_of,user_id")
+    assert len(lines) == 1 + second.segment_counts[seg]
+
+
+def test_create_offer_from_dashboard(staff, runs):
+    r = staff.post(
+        reverse("segmentation_dashboard:segmentation-create-offer"), {"segment": "Champions", "percent": "15"}
+    )
+    assert r.status_code == 302 and "/dashboard/offers/" in r["Location"]
+
+
+def test_non_staff_and_anonymous_are_kept_out(client, runs):
+    users, _first, second = runs
+    urls = [
+        *dashboard_urls(users, second),
+        reverse("admin:segmentation_segmentationrun_changelist"),
+        reverse("admin:segmentation_customersegment_changelist"),
+    ]
+    api = ["/api/segmentation/runs/", "/api/segmentation/runs/current/", "/api/segmentation/memberships/"]
+    for url in urls + api:
+        assert client.get(url).status_code in (302, 401, 403), url
+    client.force_login(users[0])  # a shopper: not even their own membership via these URLs
+    for url in urls:
+        assert client.get(url).status_code in (302, 403), url
+    for url in api:
+        assert client.get(url).status_code == 403, url
+    r = client.post(reverse("segmentation_dashboard:segmentation-create-offer"), {"segment": "Champions"})
+    assert r.status_code in (302, 403)
+    from oscar.core.loading import get_model
+
+    assert not get_model("offer", "ConditionalOffer").objects.exists()
+
+
+def test_staff_api(staff, runs):
+    users, first, second = runs
+    r = staff.get("/api/segmentation/runs/")
+    assert r.status_code == 200 and r.json()["count"] == 2
+    cur = staff.get("/api/segmentation/runs/current/").json()
+    assert cur["id"] == second.pk and cur["segments"]
+    r = staff.get(f"/api/segmentation/memberships/?user={users[0].pk}")
+    assert r.status_code == 200
+    rows = r.json()["results"]
+    assert len(rows) == 1 and rows[0]["run"] == second.pk and rows[0]["email"] == users[0].email
+    both = CustomerSegment.objects.filter(run=first, user__isnull=False).first().user_id
+    every = staff.get(f"/api/segmentation/memberships/?run=all&user={both}").json()["results"]
+    assert {row["run"] for row in every} == {first.pk, second.pk}
+
+
+def test_admin_pages_and_csv_action(admin_client, runs):
+    _users, _first, second = runs
+    assert admin_client.get(reverse("admin:segmentation_segmentationrun_changelist")).status_code == 200
+    r = admin_client.get(reverse("admin:segmentation_customersegment_changelist") + "?churn_risk__exact=1")
+    assert r.status_code == 200
+    ids = list(CustomerSegment.objects.filter(run=second).values_list("pk", flat=True)[:5])
+    r = admin_client.post(
+        reverse("admin:segmentation_customersegment_changelist"),
+        {"action": "export_csv", "_selected_action": ids},
+    )
+    assert r.status_code == 200 and len(b"".join(r.streaming_content).splitlines()) == 6
+
+
+def test_customer_row_for_oscars_customer_page(runs):
+    from django.template import Context, Template
+
+    _users, _first, second = runs
+    m = CustomerSegment.objects.filter(run=second, user__isnull=False).first()
+    html = Template("{% load segmentation_tags %}{% customer_segment_row u %}").render(Context({"u": m.user}))
+    assert m.segment in html and f"/dashboard/segments/customer/{m.user_id}/" in html
