@@ -52,3 +52,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _documented_defaults(request: pytest.FixtureRequest) -> None:
+    """Tests exercise the apps' documented defaults, not the demo shop's choices in shop/settings.py."""
+    if not request.config.pluginmanager.hasplugin("django") or "tests/ml/" in str(request.node.path):
+        return
+    settings = request.getfixturevalue("settings")
+    settings.RECOMMENDER = {}
+    settings.SEGMENTATION = {}
