@@ -55,10 +55,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _documented_defaults(request: pytest.FixtureRequest) -> None:
-    """Tests exercise the apps' documented defaults, not the demo shop's choices in shop/settings.py."""
+def _documented_defaults(request: pytest.FixtureRequest):
+    """Django tests run on the apps' documented defaults (not the demo's choices), a fast
+    password hasher and an empty cache."""
     if not request.config.pluginmanager.hasplugin("django") or "tests/ml/" in str(request.node.path):
+        yield
         return
+    from django.core.cache import cache
+
     settings = request.getfixturevalue("settings")
     settings.RECOMMENDER = {}
     settings.SEGMENTATION = {}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()

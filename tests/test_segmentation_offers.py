@@ -15,17 +15,11 @@ from oscar.test.factories import CountryFactory, UserFactory, create_product
 
 from segmentation.models import CustomerSegment, SegmentationRun
 from segmentation.offers import SegmentCondition, create_segment_offer, offers_for_segment
+from tests.helpers import add_to_basket
+from tests.helpers import checkout as place_order
 
 pytestmark = pytest.mark.django_db
 Order = get_model("order", "Order")
-
-
-@pytest.fixture(autouse=True)
-def _fast_and_clean(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def make_member(user, segment: str) -> CustomerSegment:
@@ -53,32 +47,11 @@ def shop():
     return product, offer
 
 
-ADDRESS = {
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "line1": "1 Analytical Row",
-    "line4": "London",
-    "postcode": "N1 9GU",
-    "country": "GB",
-    "phone_number": "",
-}
-
-
 def checkout(client, product, guest_email: str | None = None):
     """Add one product to the basket and place the order; returns (basket total, order)."""
-    client.post(reverse("basket:add", kwargs={"pk": product.pk}), {"quantity": 1})
-    basket = client.get(reverse("basket:summary")).context["basket"]
-    total = basket.total_incl_tax
-    if guest_email:
-        r = client.post(reverse("checkout:index"), {"username": guest_email, "options": "anonymous"})
-        assert r.status_code == 302, r.content[:500]
-    r = client.post(reverse("checkout:shipping-address"), ADDRESS)
-    assert r.status_code == 302, r.context["form"].errors if r.context else r
-    client.get(reverse("checkout:shipping-method"))
-    client.get(reverse("checkout:payment-method"))
-    r = client.post(reverse("checkout:preview"), {"action": "place_order"})
-    assert r.status_code == 302 and "thank-you" in r["Location"], getattr(r, "context", {}) and r.context.get("error")
-    return total, Order.objects.order_by("-pk").first()
+    add_to_basket(client, product)
+    total = client.get(reverse("basket:summary")).context["basket"].total_incl_tax
+    return total, place_order(client, guest_email=guest_email)
 
 
 def test_member_gets_the_discount_at_checkout(client, shop):

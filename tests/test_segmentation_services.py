@@ -8,7 +8,6 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from oscar.core.loading import get_model
 from oscar.test.factories import UserFactory
@@ -20,14 +19,6 @@ from segmentation.testing import make_order
 pytestmark = pytest.mark.django_db
 
 AS_OF = date(2024, 6, 30)
-
-
-@pytest.fixture(autouse=True)
-def _fast_and_clean(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def build_shop(n: int = 40, seed: int = 1) -> list:

@@ -1,0 +1,206 @@
+"""Recurrent next-item model and next-action model: tiny data, CPU, no database."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recommender.ml.base import ModelFileError
+from recommender.ml.data import SessionData
+from recommender.ml.nextaction import NextActionModel
+from recommender.ml.sequence import GRURecommender, LSTMRecommender, SequenceRecommender
+
+TINY = dict(
+    embedding_dim=16,
+    hidden_size=16,
+    epochs=15,
+    batch_tokens=128,
+    lr=0.03,
+    dropout=0.0,
+    readout_dropout=0.0,
+    patience=100,
+    validation_fraction=0.0,
+    num_threads=1,
+    scale=8.0,
+)
+
+
+def chains(n_sessions: int = 150, seed: int = 0) -> SessionData:
+    """Sessions walking one of four chains 0->1->2->3, 4->5->6->7, ... from a random start."""
+    rng = np.random.default_rng(seed)
+    sessions = []
+    for _ in range(n_sessions):
+        c = int(rng.integers(4))
+        start = int(rng.integers(3))
+        length = int(rng.integers(2, 5 - start))
+        sessions.append(np.arange(4 * c + start, 4 * c + start + length))
+    return SessionData(sessions, n_items=20)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> GRURecommender:
+    return GRURecommender(seed=1, **TINY).fit(chains())
+
+
+def test_learns_chains(fitted: GRURecommender) -> None:
+    for a, b, c in [(0, 1, 2), (4, 5, 6), (9, 10, 11)]:
+        assert fitted.recommend([a], k=1)[0][0] == b
+        assert fitted.recommend([a, b], k=1)[0][0] == c
+    scores = fitted.score_batch([np.array([0, 1]), np.array([12])])
+    assert scores.shape == (2, 20) and scores.dtype == np.float32
+    # items never seen in training (16..19) rank below every trained item
+    assert scores[:, 16:].max() < scores[:, :16].min()
+
+
+def test_lstm_and_attention_free_readout_learn() -> None:
+    m = LSTMRecommender(seed=0, readout="last", **TINY).fit(chains())
+    assert m.name == "lstm" and m.cell == "lstm"
+    assert m.recommend([4, 5], k=1)[0][0] == 6
+
+
+def test_deterministic_with_seed() -> None:
+    data = chains(60)
+    small = TINY | {"epochs": 3}
+    a = GRURecommender(seed=3, **small).fit(data).score_batch([np.array([0, 1])])
+    b = GRURecommender(seed=3, **small).fit(data).score_batch([np.array([0, 1])])
+    c = GRURecommender(seed=4, **small).fit(data).score_batch([np.array([0, 1])])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_unknown_and_empty_histories(fitted: GRURecommender) -> None:
+    s = fitted.score_batch([np.array([], dtype=np.int64), np.array([18, 19]), np.array([0, 19, 1])])
+    assert np.isfinite(s).all()
+    # unknown items are ignored: [0, 19, 1] scores like [0, 1]
+    np.testing.assert_allclose(s[2], fitted.score_batch([np.array([0, 1])])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path, fitted: GRURecommender) -> None:
+    fitted.save(tmp_path / "m")
+    loaded = GRURecommender.load(tmp_path / "m")
+    hs = [np.array([0, 1]), np.array([5]), np.array([8, 9, 10])]
+    np.testing.assert_array_equal(loaded.score_batch(hs), fitted.score_batch(hs))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model"] == "gru"
+    with pytest.raises(ModelFileError):
+        LSTMRecommender.load(tmp_path / "m")
+
+
+def test_corrupted_files_raise(tmp_path, fitted: GRURecommender) -> None:
+    d = fitted.save(tmp_path / "m")
+    raw = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError):
+        GRURecommender.load(d)
+    d2 = fitted.save(tmp_path / "m2")
+    (d2 / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError):
+        GRURecommender.load(d2)
+    # tensors that do not fit the configuration
+    d3 = fitted.save(tmp_path / "m3")
+    cfg = json.loads((d3 / "config.json").read_text())
+    cfg["net_params"]["hidden_size"] = 7
+    (d3 / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError):
+        GRURecommender.load(d3)
+
+
+def test_optional_inputs_toggle(tmp_path) -> None:
+    base = chains(80)
+    rng = np.random.default_rng(0)
+    ev = [rng.integers(0, 3, len(s)) for s in base.sessions]
+    ts = [1_300_000_000 + np.cumsum(rng.integers(1, 5000, len(s))) for s in base.sessions]
+    seg = rng.integers(0, 5, len(base.sessions))
+    data = SessionData(base.sessions, base.n_items, event_types=ev, timestamps=ts, segments=seg)
+    ctx = {"event_types": [np.array([0, 1])], "timestamps": [np.array([1_300_000_000, 1_300_000_100])], "segments": [2]}
+    small = TINY | {"epochs": 2}
+    for flags in [
+        {},
+        {"use_event_types": True},
+        {"use_time": True},
+        {"use_segments": True, "n_segments": 5},
+        {"use_event_types": True, "use_time": True, "use_segments": True, "n_segments": 5},
+    ]:
+        m = GRURecommender(seed=0, **small, **flags).fit(data)
+        s = m.score_batch([np.array([0, 1])], ctx)
+        assert s.shape == (1, 20) and np.isfinite(s).all()
+        assert m.score_batch([np.array([0, 1])]).shape == (1, 20)  # missing context is tolerated
+        loaded = GRURecommender.load(m.save(tmp_path / f"m{len(flags)}{sorted(flags)}"))
+        np.testing.assert_array_equal(loaded.score_batch([np.array([0, 1])], ctx), s)
+    with pytest.raises(ValueError):
+        GRURecommender(use_time=True, **small).fit(base)
+
+
+def test_validation_early_stopping_and_search() -> None:
+    data = chains(200)
+    m = GRURecommender(
+        seed=0,
+        **(TINY | {"epochs": 4, "validation_fraction": 0.2}),
+        search_space=[{"hidden_size": 8}, {"hidden_size": 16}],
+        search_fraction=1.0,
+    ).fit(data)
+    assert m.chosen_params_ in ({"hidden_size": 8}, {"hidden_size": 16})
+    assert len(m.search_results_) == 2 and 1 <= m.best_epoch_ <= 4
+    assert all("mrr" in row for row in m.history_)
+
+
+def test_rules_mixture_round_trip(tmp_path) -> None:
+    data = chains(200)
+    m = GRURecommender(seed=0, mix_rules=True, **(TINY | {"epochs": 3, "validation_fraction": 0.2})).fit(data)
+    assert m.rules_weight_ in m.rules_weights and len(m.rules_validation_) == len(m.rules_weights)
+    forced = GRURecommender(seed=0, mix_rules=True, rules_weights=(0.5,), **(TINY | {"epochs": 3})).fit(data)
+    assert forced.rules_weight_ == 0.5 and forced.rules_ is not None
+    hs = [np.array([0, 1]), np.array([4]), np.array([], dtype=np.int64)]
+    s = forced.score_batch(hs)
+    assert s.shape == (3, 20) and np.isfinite(s).all()
+    assert forced.recommend([4], k=1)[0][0] == 5
+    loaded = GRURecommender.load(forced.save(tmp_path / "mix"))
+    np.testing.assert_array_equal(loaded.score_batch(hs), s)
+
+
+def test_sampled_softmax_then_full_softmax() -> None:
+    # 60 items so that 8 negatives make a sampled softmax (it is used when n_items > 4 * n_negatives)
+    rng = np.random.default_rng(0)
+    sessions = [np.arange(s, s + 3) % 60 for s in rng.integers(0, 60, 400)]
+    data = SessionData(sessions, n_items=60)
+    params = TINY | {"epochs": 8, "validation_fraction": 0.2, "n_negatives": 8, "final_full_epochs": 2}
+    m = GRURecommender(seed=0, **params).fit(data)
+    assert m.recommend([10, 11], k=1)[0][0] == 12
+    assert 0 <= m.full_softmax_epochs_ <= 2
+    assert any(row.get("full_softmax") for row in m.history_)
+
+
+def test_bad_cell() -> None:
+    with pytest.raises(ValueError):
+        SequenceRecommender(cell="rnn")
+
+
+def test_next_action_beats_majority(tmp_path) -> None:
+    # views mostly; a basket addition is always followed by a purchase, and every
+    # third view of a user is followed by a basket addition
+    rng = np.random.default_rng(0)
+    seqs, times = [], []
+    for _ in range(120):
+        s, t = [], []
+        now = 1_500_000_000
+        for _ in range(int(rng.integers(8, 20))):
+            if s and s[-1] == 1:
+                s.append(2)
+            elif len(s) >= 2 and s[-1] == 0 and s[-2] == 0 and rng.random() < 0.7:
+                s.append(1)
+            else:
+                s.append(0)
+            now += int(rng.integers(10, 600))
+            t.append(now)
+        seqs.append(np.array(s))
+        times.append(np.array(t))
+    train, test = (seqs[:90], times[:90]), (seqs[90:], times[90:])
+    m = NextActionModel(hidden_size=16, epochs=30, lr=0.02, seed=0, num_threads=1).fit(*train)
+    res = m.evaluate(*test)
+    assert res["accuracy"] > res["majority_accuracy"] + 0.05
+    assert res["macro_f1"] > res["majority_macro_f1"] + 0.3
+    loaded = NextActionModel.load(m.save(tmp_path / "na"))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(test[0][:3], test[1][:3]), m.predict_proba(test[0][:3], test[1][:3])
+    )
