@@ -53,3 +53,13 @@ def test_settings_reload_on_override(settings):
     assert app_settings.TRACKING_ENABLED is True
     settings.RECOMMENDER = {"TRACKING_ENABLED": False}
     assert app_settings.TRACKING_ENABLED is False
+
+
+def test_readme_documents_every_setting():
+    from recommender.conf import DEFAULTS as RECOMMENDER_DEFAULTS
+    from segmentation.conf import DEFAULTS as SEGMENTATION_DEFAULTS
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    undocumented = [k for k in [*RECOMMENDER_DEFAULTS, *SEGMENTATION_DEFAULTS] if f"`{k}`" not in readme]
+    assert undocumented == []
