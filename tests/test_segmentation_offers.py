@@ -160,3 +160,14 @@ def test_new_run_changes_the_segment_a_shopper_sees():
     )
     cache.delete(services.CURRENT_RUN_CACHE_KEY)  # what a successful run does on commit
     assert services.current_segment(user) == "Can't lose them"
+
+
+def test_demo_shop_shows_a_member_their_segment_offer(client, shop):
+    _product, offer = shop
+    member = UserFactory()
+    make_member(member, "Champions")
+    client.force_login(member)
+    for url in (reverse("catalogue:index"), reverse("basket:summary")):
+        assert offer.name in client.get(url).content.decode(), url
+    client.force_login(UserFactory())
+    assert offer.name not in client.get(reverse("basket:summary")).content.decode()
