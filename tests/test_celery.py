@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from tests.conftest import REPO
 
 
 @pytest.fixture
-def worker_queue(transactional_db):
+def worker_queue(transactional_db, tmp_path):
     """Start ``celery worker`` in its own process on a private queue, against the test database."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     db = connection.settings_dict
@@ -30,12 +31,19 @@ def worker_queue(transactional_db):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "CELERY_TASK_ALWAYS_EAGER": "0",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=solo", "-Q", queue, "-n", f"{queue}@%h",
-         "--without-gossip", "--without-mingle", "-l", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=solo", "-Q", queue,
+             "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "info"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
+        # importing the apps (pandas, scikit-learn, torch) takes a while on a loaded machine
+        deadline = time.monotonic() + 180
+        while "ready." not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
         yield queue
     finally:
         proc.terminate()
@@ -48,7 +56,7 @@ def worker_queue(transactional_db):
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_real_worker_runs_tasks(worker_queue):
-    assert tasks.ping.apply_async(queue=worker_queue).get(timeout=90) == "pong"
+    assert tasks.ping.apply_async(queue=worker_queue).get(timeout=60) == "pong"
 
     Event.objects.create(kind=EventKind.VIEW, created=timezone.now() - timedelta(days=500))
     Event.objects.create(kind=EventKind.VIEW)
