@@ -108,8 +108,14 @@ class Recommender(ABC):
         config, tensors = read_model_files(directory)
         if config.get("model") != cls.name:
             raise ModelFileError(f"{directory} holds a {config.get('model')!r} model, not {cls.name!r}")
-        model = cls.from_config(config)
-        model.set_state(config, tensors)
+        try:
+            model = cls.from_config(config)
+            model.set_state(config, tensors)
+        except ModelFileError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            # a tampered config (unknown/invalid parameter, inconsistent shapes) is a damaged file
+            raise ModelFileError(f"{directory}: config and tensors do not describe a valid model: {exc}") from exc
         return model
 
 

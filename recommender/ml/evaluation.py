@@ -1,0 +1,178 @@
+"""Full-ranking evaluation of next-item models, and next-action classification metrics.
+
+Every test case ranks the target against *all* items (no sampled negatives). Ties are
+counted against the target (conservative)::
+
+    rank = 1 + #{items scoring strictly higher} + #{other items scoring exactly the same}
+
+so a model that gives every item the same score ranks every target last. A target
+unknown to training (label ``-1``), or whose score is not finite, is a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recommender.ml.base import Recommender
+from recommender.ml.datasets import NextItemCases, expand_cases
+
+__all__ = [
+    "MISS_RANK",
+    "accuracy",
+    "coverage_at_k",
+    "evaluate_next_item",
+    "expand_cases",
+    "macro_f1",
+    "majority_baseline",
+    "metrics_from_ranks",
+    "popularity_percentiles",
+    "target_ranks",
+]
+
+
+#: rank given to a target that cannot be ranked (unknown to training, non-finite score):
+#: beyond every cut-off, even for catalogues smaller than K
+MISS_RANK = np.iinfo(np.int32).max
+
+
+def target_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Conservative 1-based rank of ``labels[b]`` in ``scores[b]``; misses get :data:`MISS_RANK`.
+
+    ``scores`` is ``(B, n_items)``; a label ``< 0`` or ``>= n_items`` or a non-finite
+    target score is a miss.
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = scores.shape[1]
+    ranks = np.full(len(labels), MISS_RANK, dtype=np.int64)
+    ok = (labels >= 0) & (labels < n)
+    if not ok.any():
+        return ranks
+    rows = np.flatnonzero(ok)
+    target = scores[rows, labels[rows]]
+    finite = np.isfinite(target)
+    rows, target = rows[finite], target[finite]
+    # items >= target (the target itself included) = 1 + higher + other ties
+    ranks[rows] = (scores[rows] >= target[:, None]).sum(axis=1)
+    return ranks
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+    """HR@K (= P@K / Recall@K of SR-GNN tables), MRR@K and NDCG@K as fractions in [0, 1]."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, float] = {"n_cases": float(len(ranks))}
+    if len(ranks) == 0:
+        return out
+    for k in ks:
+        hit = ranks <= k
+        out[f"hr@{k}"] = float(hit.mean())
+        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / ranks, 0.0).mean())
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean())
+    return out
+
+
+def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:
+    """Per item, the share of items with a strictly lower training count (0 = rarest, ~1 = top)."""
+    counts = np.asarray(item_counts)
+    sorted_counts = np.sort(counts)
+    return (np.searchsorted(sorted_counts, counts, side="left") / max(len(counts), 1)).astype(np.float64)
+
+
+def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best scores of each row (unordered; non-finite scores never chosen
+    because they are replaced by a -1 marker)."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    finite = np.isfinite(np.take_along_axis(scores, top, axis=1))
+    return np.where(finite, top, -1)
+
+
+def coverage_at_k(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue appearing in at least one recommendation list (``-1`` = empty slot)."""
+    seen = np.unique(recommended[recommended >= 0])
+    return float(len(seen) / max(n_items, 1))
+
+
+def evaluate_next_item(
+    model: Recommender,
+    cases: NextItemCases,
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+    item_counts: np.ndarray | None = None,
+    coverage_k: int = 20,
+) -> dict[str, Any]:
+    """Score every case with ``model.score_batch`` in chunks and return the metrics.
+
+    Returns fractions: ``hr@K``, ``mrr@K``, ``ndcg@K`` for each K, ``coverage@{coverage_k}``,
+    and ``pop_percentile@{coverage_k}`` (mean training-popularity percentile of recommended
+    items; needs ``item_counts``), plus ``n_cases`` and ``unknown_labels``.
+    """
+    n = len(cases)
+    ranks = np.empty(n, dtype=np.int64)
+    recommended: list[np.ndarray] = []
+    n_items = model.n_items_
+    for a in range(0, n, batch_size):
+        b = min(a + batch_size, n)
+        ctx = _slice_context(cases.context, a, b)
+        scores = model.score_batch(cases.prefixes[a:b], ctx or None)
+        if scores.shape != (b - a, n_items):
+            raise ValueError(f"score_batch returned {scores.shape}, expected {(b - a, n_items)}")
+        ranks[a:b] = target_ranks(scores, cases.labels[a:b])
+        recommended.append(_top_k_rows(scores, coverage_k))
+    out: dict[str, Any] = metrics_from_ranks(ranks, ks)
+    out["n_cases"] = n
+    out["unknown_labels"] = int((cases.labels < 0).sum())
+    rec = np.concatenate(recommended) if recommended else np.empty((0, coverage_k), dtype=np.int64)
+    out[f"coverage@{coverage_k}"] = coverage_at_k(rec, n_items)
+    if item_counts is not None and rec.size:
+        pct = popularity_percentiles(item_counts)
+        valid = rec[rec >= 0]
+        out[f"pop_percentile@{coverage_k}"] = float(pct[valid].mean()) if valid.size else float("nan")
+    return out
+
+
+def _slice_context(context: dict, a: int, b: int) -> dict:
+    return {key: val[a:b] for key, val in context.items()}
+
+
+# -- next-action classification ---------------------------------------------------------------
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Share of exact matches."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None) -> float:
+    """Unweighted mean of per-class F1 over ``labels`` (default: classes in ``y_true`` or ``y_pred``).
+
+    A class with no true and no predicted member scores F1 = 0 only if it is listed in ``labels``.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
+    if len(classes) == 0:
+        return float("nan")
+    f1s = []
+    for c in classes:
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        denom = 2 * tp + fp + fn
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def majority_baseline(y_train: np.ndarray, y_test: np.ndarray, labels: Sequence[int] | None = None) -> dict[str, float]:
+    """Accuracy and macro-F1 of always predicting the most frequent training class (ties: smallest)."""
+    values, counts = np.unique(np.asarray(y_train), return_counts=True)
+    majority = values[np.argmax(counts)]
+    pred = np.full(len(y_test), majority)
+    return {
+        "majority_class": majority.item(),
+        "accuracy": accuracy(y_test, pred),
+        "macro_f1": macro_f1(y_test, pred, labels),
+    }

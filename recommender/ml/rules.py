@@ -1,0 +1,317 @@
+"""Session-based nearest-neighbour and rule models (Ludewig & Jannach, "Evaluation of
+session-based recommendation algorithms", 2018).
+
+* :class:`SequentialRulesRecommender` (SR): item -> later item rules within ``window``
+  steps of a session, weighted ``1 / steps apart``; scored from the last item only.
+* :class:`VSKNNRecommender` (V-SKNN): the current session is compared to past sessions
+  that share an item with it (the ``sample_size`` most recent of them), each shared item
+  weighted by its position in the current session (recent = heavier); the ``k`` most similar
+  sessions vote for their items with their similarity.
+
+Both are fully vectorised with scipy.sparse (no Python loop per test case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.ml._utils import (
+    config_int,
+    csr_from_tensors,
+    csr_tensors,
+    csr_top_n,
+    history_matrix,
+    require,
+    row_ranks,
+)
+from recommender.ml.base import ModelFileError, Recommender
+from recommender.ml.data import SessionData
+
+
+class SequentialRulesRecommender(Recommender):
+    """Weighted "B follows A" rules; ``score(j | history) = rules[history[-1], j]``.
+
+    For every pair of positions ``i < j`` of a training session with ``j - i <= window``,
+    ``rules[s[i], s[j]] += 1 / (j - i)``. ``max_rules`` keeps only the strongest rules per item.
+    """
+
+    name = "sr"
+
+    def __init__(self, window: int = 10, max_rules: int | None = None) -> None:
+        self.window = window
+        self.max_rules = max_rules
+
+    def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
+        self.n_items_ = data.n_items
+        items = np.concatenate(data.sessions) if data.sessions else np.empty(0, dtype=np.int64)
+        sid = np.repeat(np.arange(len(data.sessions)), [len(s) for s in data.sessions])
+        rows, cols, vals = [], [], []
+        for gap in range(1, self.window + 1):
+            same = sid[:-gap] == sid[gap:]
+            if not same.any():
+                break
+            rows.append(items[:-gap][same])
+            cols.append(items[gap:][same])
+            vals.append(np.full(int(same.sum()), 1.0 / gap, dtype=np.float32))
+        if rows:
+            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        else:
+            r = c = np.empty(0, dtype=np.int64)
+            v = np.empty(0, dtype=np.float32)
+        rules = sp.csr_matrix((v, (r, c)), shape=(self.n_items_, self.n_items_), dtype=np.float32)
+        rules.sum_duplicates()
+        self.rules_ = csr_top_n(rules, self.max_rules) if self.max_rules else rules
+        return self
+
+    def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
+        last = [np.asarray(h[-1:], dtype=np.int64) for h in histories]
+        h = history_matrix(last, self.n_items_, [np.ones(len(x), dtype=np.float32) for x in last])
+        return (h @ self.rules_).toarray().astype(np.float32, copy=False)
+
+    def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Items most often following ``item``."""
+        from recommender.ml.base import top_k
+
+        scores = self.score_batch([np.asarray([item])])[0]
+        scores[scores <= 0] = -np.inf
+        return top_k(scores, k)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"params": {"window": self.window, "max_rules": self.max_rules}, "n_items": self.n_items_}
+
+    def get_tensors(self) -> dict[str, np.ndarray]:
+        return csr_tensors("rules", self.rules_)
+
+    def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        self.n_items_ = config_int(config, "n_items")
+        self.rules_ = csr_from_tensors(tensors, "rules", (self.n_items_, self.n_items_))
+
+
+def position_weights(length: int, weighting: str) -> np.ndarray:
+    """Weight of each position of the current session (oldest first), per V-SKNN.
+
+    ``"div"``: ``p / L`` (p = 1-based position), ``"linear"``: ``max(0, 1 - 0.1 * (L - p))``,
+    ``"same"``: 1 everywhere.
+    """
+    p = np.arange(1, length + 1, dtype=np.float64)
+    if weighting == "div":
+        w = p / max(length, 1)
+    elif weighting == "linear":
+        w = np.maximum(0.0, 1.0 - 0.1 * (length - p))
+    elif weighting == "same":
+        w = np.ones(length)
+    else:
+        raise ValueError(f"unknown weighting {weighting!r}")
+    return w.astype(np.float32)
+
+
+def step_weights(steps: np.ndarray, weighting_score: str) -> np.ndarray:
+    """Neighbour weight by ``steps`` back (1 = last item) of the most recent current-session item
+    it shares: ``"div"`` ``1 / steps``, ``"linear"`` ``max(0, 1 - 0.1 * (steps - 1))``, ``"same"`` 1."""
+    steps = np.asarray(steps, dtype=np.float32)
+    if weighting_score == "div":
+        return 1.0 / np.maximum(steps, 1.0)
+    if weighting_score == "linear":
+        return np.maximum(0.0, 1.0 - 0.1 * (steps - 1.0)).astype(np.float32)
+    if weighting_score == "same":
+        return np.ones_like(steps)
+    raise ValueError(f"unknown weighting_score {weighting_score!r}")
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated ``arange(start, start + length)`` for every pair, and the offset inside each."""
+    total = int(lengths.sum())
+    group_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    offset = np.arange(total) - group_start
+    return np.repeat(starts, lengths) + offset, offset
+
+
+class VSKNNRecommender(Recommender):
+    """Vector multiplication session-based kNN (V-SKNN), vectorised.
+
+    1. The current session's items get position weights (``weighting``: recent = heavier).
+    2. Candidates: training sessions sharing an item with it, the ``sample_size`` most recent.
+    3. Similarity = sum of the position weights of the shared items ("vec"), divided by
+       ``sqrt(len(current) * len(neighbour))`` if ``normalize``; the ``k`` best are neighbours.
+    4. Each neighbour votes for its items with ``similarity * step_weight``, where the step
+       weight (``weighting_score``) decays with how far back in the current session the most
+       recent shared item is, as in the reference implementation of V-SKNN.
+    5. Optional extras: ``item_decay`` (steps) weighs a neighbour's items by
+       ``exp(-distance / item_decay)`` from the shared item inside that neighbour (as in STAN),
+       items *before* it additionally by ``before_weight`` (sessions are directed);
+       ``idf`` multiplies votes by ``log(n_sessions / sessions_with_item)``.
+    """
+
+    name = "vsknn"
+
+    def __init__(
+        self,
+        k: int = 100,
+        sample_size: int = 1000,
+        weighting: str = "div",
+        weighting_score: str = "div",
+        item_decay: float | None = None,
+        before_weight: float = 1.0,
+        normalize: bool = False,
+        idf: bool = False,
+    ) -> None:
+        self.k = k
+        self.sample_size = sample_size
+        self.weighting = weighting
+        self.weighting_score = weighting_score
+        self.item_decay = item_decay
+        self.before_weight = before_weight
+        self.normalize = normalize
+        self.idf = idf
+
+    def _check_params(self) -> None:
+        position_weights(1, self.weighting)
+        step_weights(np.ones(1), self.weighting_score)
+        if self.item_decay is not None and not self.item_decay > 0:
+            raise ValueError("item_decay must be positive or None")
+
+    def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
+        self._check_params()
+        self.n_items_ = data.n_items
+        # most recent session first, so "smaller session index" means "more recent" everywhere below
+        if data.timestamps is not None:
+            last = np.asarray([t[-1] if len(t) else -np.inf for t in data.timestamps])
+            order = np.argsort(-last, kind="stable")
+        else:
+            order = np.arange(len(data.sessions))[::-1]
+        sessions = [data.sessions[i] for i in order if len(data.sessions[i])]
+        lengths = np.fromiter((len(x) for x in sessions), dtype=np.int64, count=len(sessions))
+        self.seq_ptr_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.seq_items_ = (np.concatenate(sessions) if sessions else np.empty(0)).astype(np.int32)
+        self._prepare()
+        return self
+
+    def _prepare(self) -> None:
+        n_sessions = len(self.seq_ptr_) - 1
+        rows = np.repeat(np.arange(n_sessions), np.diff(self.seq_ptr_))
+        x = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, self.seq_items_)), shape=(n_sessions, self.n_items_)
+        )
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        self._sessions = x
+        self._item_sessions = x.T.tocsr()  # inverted index: item -> sessions containing it
+        self._session_len = np.diff(x.indptr).astype(np.float32)
+        df = np.diff(self._item_sessions.indptr).astype(np.float64)
+        idf = np.where(df > 0, np.log(max(n_sessions, 1) / np.maximum(df, 1)), 0.0)
+        self._item_weight = idf.astype(np.float32) if self.idf else None
+
+    def neighbours(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Batch x training-session matrix holding the similarity of the ``k`` nearest sessions."""
+        weights = [position_weights(len(h), self.weighting) for h in histories]
+        q = history_matrix(histories, self.n_items_, weights)
+        sims = (q @ self._item_sessions).tocsr()  # B x sessions, "vec" similarity
+        sims.sum_duplicates()
+        sims.sort_indices()
+        # sample: the sample_size most recent candidate sessions = smallest session indices
+        if sims.nnz and np.diff(sims.indptr).max() > self.sample_size:
+            keep = row_ranks(sims.indptr, np.arange(sims.nnz)) < self.sample_size
+            counts = np.minimum(np.diff(sims.indptr), self.sample_size)
+            sims = sp.csr_matrix(
+                (sims.data[keep], sims.indices[keep], np.concatenate([[0], np.cumsum(counts)])), shape=sims.shape
+            )
+        if self.normalize and sims.nnz:
+            hist_len = np.asarray([max(len(np.unique(h)), 1) for h in histories], dtype=np.float32)
+            rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
+            sims.data = sims.data / np.sqrt(hist_len[rows] * self._session_len[sims.indices])
+        return csr_top_n(sims, self.k)
+
+    def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
+        histories = [np.asarray(h, dtype=np.int64) for h in histories]
+        n_b, n_items = len(histories), self.n_items_
+        nb = self.neighbours(histories)
+        if nb.nnz == 0:
+            return np.zeros((n_b, n_items), dtype=np.float32)
+        pair_b = np.repeat(np.arange(n_b), np.diff(nb.indptr))
+        pair_s, pair_sim = nb.indices.astype(np.int64), nb.data
+        # every item occurrence of every neighbour session, in order
+        lengths = self.seq_ptr_[pair_s + 1] - self.seq_ptr_[pair_s]
+        flat, pos = _ranges(self.seq_ptr_[pair_s], lengths)
+        e_pair = np.repeat(np.arange(len(pair_s)), lengths)
+        e_item = self.seq_items_[flat].astype(np.int64)
+        e_b = pair_b[e_pair]
+        # 1-based position of each item's latest occurrence in the current session (0 = absent)
+        hist_pos = history_matrix(histories, n_items, [np.arange(1, len(h) + 1) for h in histories]).tocoo()
+        keys = hist_pos.row.astype(np.int64) * n_items + hist_pos.col
+        order = np.argsort(keys)
+        keys, kpos = keys[order], hist_pos.data[order]
+        e_key = e_b * n_items + e_item
+        if len(keys):
+            at = np.searchsorted(keys, e_key).clip(0, len(keys) - 1)
+            e_qpos = np.where(keys[at] == e_key, kpos[at], 0.0)
+        else:
+            e_qpos = np.zeros(len(e_key))
+        # per neighbour: the most recent shared item (largest current-session position)
+        group_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        best_q = np.maximum.reduceat(e_qpos, group_start)
+        hist_len = np.fromiter((len(h) for h in histories), dtype=np.float64, count=n_b)
+        steps = hist_len[pair_b] - best_q + 1.0
+        pair_w = pair_sim * step_weights(steps, self.weighting_score)
+        e_w = pair_w[e_pair].astype(np.float32)
+        if self.item_decay is not None:
+            # position in the neighbour of (the last occurrence of) that shared item
+            is_match = e_qpos == best_q[e_pair]
+            match_pos = np.maximum.reduceat(np.where(is_match, pos, -1), group_start)
+            dist = pos - match_pos[e_pair]
+            e_w = e_w * np.exp(-np.abs(dist) / self.item_decay).astype(np.float32)
+            if self.before_weight != 1.0:
+                e_w = np.where(dist < 0, e_w * np.float32(self.before_weight), e_w)
+        # an item repeated inside one neighbour votes once, with its largest weight
+        key = e_pair * n_items + e_item
+        o = np.lexsort((-e_w, key))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = key[o][1:] != key[o][:-1]
+        o = o[first]
+        scores = sp.csr_matrix((e_w[o], (e_b[o], e_item[o])), shape=(n_b, n_items)).toarray()
+        scores = scores.astype(np.float32, copy=False)
+        if self._item_weight is not None:
+            scores *= self._item_weight
+        return scores
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "params": {
+                "k": self.k,
+                "sample_size": self.sample_size,
+                "weighting": self.weighting,
+                "weighting_score": self.weighting_score,
+                "item_decay": self.item_decay,
+                "before_weight": self.before_weight,
+                "normalize": self.normalize,
+                "idf": self.idf,
+            },
+            "n_items": self.n_items_,
+            "n_sessions": len(self.seq_ptr_) - 1,
+        }
+
+    def get_tensors(self) -> dict[str, np.ndarray]:
+        # item_support pins n_items (the sequences alone cannot reveal a tampered n_items)
+        support = np.diff(self._item_sessions.indptr).astype(np.int64)
+        return {"seq_ptr": self.seq_ptr_, "seq_items": self.seq_items_, "item_support": support}
+
+    def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        self.n_items_ = config_int(config, "n_items")
+        n_sessions = config_int(config, "n_sessions")
+        self.seq_ptr_ = require(tensors, "seq_ptr", (n_sessions + 1,)).astype(np.int64)
+        self.seq_items_ = require(tensors, "seq_items", (None,)).astype(np.int32)
+        support = require(tensors, "item_support", (self.n_items_,))
+        if self.seq_ptr_[0] != 0 or self.seq_ptr_[-1] != len(self.seq_items_) or np.any(np.diff(self.seq_ptr_) < 1):
+            raise ModelFileError("seq_ptr does not describe the stored sequences")
+        if len(self.seq_items_) and (self.seq_items_.min() < 0 or self.seq_items_.max() >= self.n_items_):
+            raise ModelFileError("item index out of range")
+        try:
+            self._check_params()
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from exc
+        self._prepare()
+        if not np.array_equal(support, np.diff(self._item_sessions.indptr)):
+            raise ModelFileError("item_support does not match the stored sequences")
