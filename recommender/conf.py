@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
         r"python-requests|python-urllib|curl/|wget/|httpclient|go-http-client|scrapy|lighthouse|pingdom"
     ),
     "EVENT_RETENTION_DAYS": 400,  # older events are purged daily; None keeps them forever
+    # PostgreSQL: commit event inserts made outside any transaction with synchronous_commit off
+    "EVENT_ASYNC_COMMIT": True,
     # Periodic tasks
     "TASK_LOCK_TIMEOUT": 6 * 3600,  # seconds a periodic task may hold its no-overlap lock
 }
@@ -43,6 +45,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "VISITOR_COOKIE_SECURE": bool,
     "BOT_USER_AGENTS": str,
     "EVENT_RETENTION_DAYS": (int, type(None)),
+    "EVENT_ASYNC_COMMIT": bool,
     "TASK_LOCK_TIMEOUT": int,
 }
 

@@ -239,3 +239,17 @@ def test_any_query_or_cookie_is_handled(product, query, cookie):
     for event in Event.objects.filter(kind=EventKind.SEARCH):
         assert len(event.query) <= 255
         assert re.fullmatch(r"[0-9a-f]{32}", event.visitor_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_written_in_autocommit_mode(product):
+    """The production path (no surrounding transaction): on PostgreSQL with asynchronous commit,
+    which must stay local to the event's own transaction."""
+    from django.db import connection
+
+    assert view_product(browser(), product).status_code == 200
+    assert Event.objects.filter(kind=EventKind.VIEW, product=product).count() == 1
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
