@@ -93,15 +93,7 @@ class Recommender(ABC):
         return cls(**params)
 
     def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: np.ascontiguousarray(v) for k, v in self.get_tensors().items()}
-        save_file(tensors, str(directory / TENSORS_FILE))
-        config = {"format_version": FORMAT_VERSION, "model": self.name, **self.get_config()}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        return directory
+        return write_model_files(directory, self.name, self.get_config(), self.get_tensors())
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
@@ -117,6 +109,18 @@ class Recommender(ABC):
             # a tampered config (unknown/invalid parameter, inconsistent shapes) is a damaged file
             raise ModelFileError(f"{directory}: config and tensors do not describe a valid model: {exc}") from exc
         return model
+
+
+def write_model_files(directory: str | Path, name: str, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (with format version and model name)."""
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(directory / TENSORS_FILE))
+    config = {"format_version": FORMAT_VERSION, "model": name, **config}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    return directory
 
 
 def read_model_files(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

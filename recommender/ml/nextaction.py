@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recommender.ml.base import CONFIG_FILE, FORMAT_VERSION, TENSORS_FILE, ModelFileError, read_model_files
+from recommender.ml.base import ModelFileError, read_model_files, write_model_files
 from recommender.ml.data import EVENT_TYPE_NAMES
 from recommender.ml.sequence import Adam, torch_settings
 
@@ -276,21 +276,10 @@ class NextActionModel:
 
     # -- persistence -----------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"net.{k}": v.detach().numpy().copy() for k, v in self._net.state_dict().items()}
         tensors["offsets"] = self.offsets_.astype(np.float32)
-        save_file(tensors, str(directory / TENSORS_FILE))
-        config = {
-            "format_version": FORMAT_VERSION,
-            "model": self.name,
-            "params": self.get_params(),
-            "majority_class": int(self.majority_class_),
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        return directory
+        config = {"params": self.get_params(), "majority_class": int(self.majority_class_)}
+        return write_model_files(directory, self.name, config, tensors)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
