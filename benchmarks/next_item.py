@@ -24,6 +24,7 @@ import argparse
 import gc
 import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -200,7 +201,10 @@ def markdown_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     for name, rs in runs.items():
         cells = []
         for _, get, fmt in COLUMNS:
-            vals = [get(r) for r in rs]
+            vals = [v for v in (get(r) for r in rs) if v is not None and math.isfinite(v)]
+            if not vals:  # e.g. no memory reading on this platform
+                cells.append("n/a")
+                continue
             cell = fmt.format(statistics.fmean(vals))
             if len(vals) > 1:
                 cell += " ± " + fmt.format(statistics.stdev(vals))
