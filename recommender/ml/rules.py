@@ -32,6 +32,28 @@ from recommender.ml.base import ModelFileError, Recommender
 from recommender.ml.data import SessionData
 
 
+def transition_rules(sessions: Sequence[np.ndarray], n_items: int, window: int = 10) -> sp.csr_matrix:
+    """Sparse ``(n_items, n_items)`` matrix: ``rules[a, b] += 1 / gap`` for ``b`` following ``a`` within ``window``."""
+    seqs = [np.asarray(s, dtype=np.int64) for s in sessions if len(s) > 1]
+    if not seqs:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    items = np.concatenate(seqs)
+    sid = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
+    rows, cols, vals = [], [], []
+    for gap in range(1, window + 1):
+        same = sid[:-gap] == sid[gap:]
+        if not same.any():
+            break
+        rows.append(items[:-gap][same])
+        cols.append(items[gap:][same])
+        vals.append(np.full(int(same.sum()), 1.0 / gap, dtype=np.float32))
+    m = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items), dtype=np.float32
+    )
+    m.sum_duplicates()
+    return m
+
+
 class SequentialRulesRecommender(Recommender):
     """Weighted "B follows A" rules; ``score(j | history) = rules[history[-1], j]``.
 
@@ -47,23 +69,7 @@ class SequentialRulesRecommender(Recommender):
 
     def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
         self.n_items_ = data.n_items
-        items = np.concatenate(data.sessions) if data.sessions else np.empty(0, dtype=np.int64)
-        sid = np.repeat(np.arange(len(data.sessions)), [len(s) for s in data.sessions])
-        rows, cols, vals = [], [], []
-        for gap in range(1, self.window + 1):
-            same = sid[:-gap] == sid[gap:]
-            if not same.any():
-                break
-            rows.append(items[:-gap][same])
-            cols.append(items[gap:][same])
-            vals.append(np.full(int(same.sum()), 1.0 / gap, dtype=np.float32))
-        if rows:
-            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-        else:
-            r = c = np.empty(0, dtype=np.int64)
-            v = np.empty(0, dtype=np.float32)
-        rules = sp.csr_matrix((v, (r, c)), shape=(self.n_items_, self.n_items_), dtype=np.float32)
-        rules.sum_duplicates()
+        rules = transition_rules(data.sessions, self.n_items_, self.window)
         self.rules_ = csr_top_n(rules, self.max_rules) if self.max_rules else rules
         return self
 

@@ -35,6 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from recommender.ml.base import ModelFileError, Recommender
 from recommender.ml.data import SessionData
+from recommender.ml.rules import transition_rules
 
 #: score given to items the model cannot rank (never seen in training)
 UNSEEN_SCORE = np.float32(-1e9)
@@ -956,30 +957,6 @@ class GRURecommender(SequenceRecommender):
 class LSTMRecommender(SequenceRecommender):
     name: ClassVar[str] = "lstm"
     default_cell: ClassVar[str] = "lstm"
-
-
-def transition_rules(sessions: Sequence[np.ndarray], n_items: int, window: int = 10):
-    """Sparse ``(n_items, n_items)`` matrix: ``rules[a, b] += 1 / gap`` for ``b`` following ``a`` within ``window``."""
-    import scipy.sparse as sp
-
-    seqs = [np.asarray(s, dtype=np.int64) for s in sessions if len(s) > 1]
-    if not seqs:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    items = np.concatenate(seqs)
-    sid = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
-    rows, cols, vals = [], [], []
-    for gap in range(1, window + 1):
-        same = sid[:-gap] == sid[gap:]
-        if not same.any():
-            break
-        rows.append(items[:-gap][same])
-        cols.append(items[gap:][same])
-        vals.append(np.full(int(same.sum()), 1.0 / gap, dtype=np.float32))
-    m = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items), dtype=np.float32
-    )
-    m.sum_duplicates()
-    return m
 
 
 def _split(data: SessionData, cut: int, tail: bool = False) -> SessionData:
