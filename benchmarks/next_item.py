@@ -112,6 +112,23 @@ def _accepts(cls: type, name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
 
 
+def tune(name: str, data: Any, budget_s: float, validation_fraction: float, base: dict[str, Any]) -> dict[str, Any]:
+    """Pick ``name``'s parameters from its grid on the validation split (no-op for a one-entry grid)."""
+    grid = default_grid(name)
+    if len(grid) <= 1:
+        return {"params": {}, "trials": [], "seconds": 0.0}
+    tr, va = validation_split(data.train, validation_fraction)
+    res = grid_search(
+        get_model_class(name),
+        grid,
+        tr,
+        validation_cases(va, max_cases=10000),
+        base_params=base,
+        time_budget_s=budget_s * 0.6,
+    )
+    return {"params": res.best_params, "trials": res.trials, "seconds": res.seconds, "complete": res.complete}
+
+
 def run_model(
     name: str,
     data: Any,
@@ -128,22 +145,19 @@ def run_model(
     """
     cls = get_model_class(name)
     base: dict[str, Any] = dict(extra)
-    if name == "hybrid" and "components" not in base:
-        from recommender.ml.hybrid import DEFAULT_COMPONENTS
-
-        base["components"] = [[c, (tuned or {}).get(c, p)] for c, p in DEFAULT_COMPONENTS]
+    if name in ("hybrid", "blend") and "components" not in base:
+        # the blends reuse what validation chose for their components (tuning those not yet tuned)
+        components = []
+        for c, p in cls.default_components:
+            if tuned is not None and c not in tuned:
+                tuned[c] = tune(c, data, budget_s, validation_fraction, {})["params"]
+            components.append([c, {**p, **(tuned or {}).get(c, {})}])
+        base["components"] = components
     if seed is not None and _accepts(cls, "seed"):
         base["seed"] = seed
     if _accepts(cls, "time_budget"):
         base.setdefault("time_budget", budget_s)
-    tuning: dict[str, Any] = {"params": {}, "trials": [], "seconds": 0.0}
-    grid = default_grid(name)
-    if len(grid) > 1:
-        tr, va = validation_split(data.train, validation_fraction)
-        res = grid_search(
-            cls, grid, tr, validation_cases(va, max_cases=10000), base_params=base, time_budget_s=budget_s * 0.6
-        )
-        tuning = {"params": res.best_params, "trials": res.trials, "seconds": res.seconds, "complete": res.complete}
+    tuning = tune(name, data, budget_s, validation_fraction, base)
     params = {**base, **tuning["params"]}
     model = cls(**params)
     with PeakRSS() as mem:
@@ -162,7 +176,29 @@ def run_model(
     eval_s = time.perf_counter() - t0
     latency = single_thread_latency(model, data.test.prefixes)
     chosen = getattr(model, "chosen_params_", None)
+    parts = []
+    for component in getattr(model, "models_", []):
+        if component.refit_after_validation:  # the neighbourhood models have rows of their own
+            continue
+        parts.append(
+            {
+                "model": f"{name}[{component.name}]",
+                "seed": seed,
+                "params": component.get_params() if hasattr(component, "get_params") else {},
+                "chosen_params": getattr(component, "chosen_params_", None),
+                "tuning": {"params": {}, "trials": [], "seconds": 0.0},
+                "train_seconds": getattr(component, "train_seconds_", float("nan")),
+                "events_per_second": data.train.n_events / getattr(component, "train_seconds_", float("nan")),
+                "peak_rss_delta_mb": float("nan"),
+                "peak_alloc_mb": float("nan"),
+                "latency": single_thread_latency(component, data.test.prefixes),
+                "metrics": evaluate_next_item(
+                    component, data.test, ks=(10, 20), batch_size=512, item_counts=item_counts(data.train)
+                ),
+            }
+        )
     return {
+        "components": parts,
         "model": name,
         "seed": seed,
         "params": params,
@@ -262,6 +298,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             tuned.setdefault(name, r["tuning"]["params"])
             runs.setdefault(name, []).append(r)
+            for part in r["components"]:  # e.g. the network inside a blend, scored alone on test
+                runs.setdefault(part["model"], []).append(part)
             m = r["metrics"]
             print(
                 f"  {name} seed={seed}: P@20 {100 * m['hr@20']:.2f} MRR@20 {100 * m['mrr@20']:.2f} "

@@ -38,6 +38,10 @@ class Recommender(ABC):
 
     #: registry name, written to ``config.json`` so ``load_model`` can find the class
     name: ClassVar[str] = "base"
+    #: whether a blend that tuned its weights on a validation split should refit this model on
+    #: all the data afterwards (False for models that stop early on that split: refitting
+    #: them would cost the whole training again and leave nothing to stop on)
+    refit_after_validation: ClassVar[bool] = True
 
     n_items_: int
 

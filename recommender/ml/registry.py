@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 
 from recommender.ml.base import ModelFileError, Recommender, read_model_files
-from recommender.ml.hybrid import HybridRecommender
+from recommender.ml.hybrid import BlendRecommender, HybridRecommender
 from recommender.ml.itemknn import ItemKNNRecommender
 from recommender.ml.popularity import PopularityRecommender, SegmentPopularityRecommender, TrendingRecommender
 from recommender.ml.rules import SequentialRulesRecommender, VSKNNRecommender
@@ -29,6 +29,7 @@ _MODELS: dict[str, type[Recommender]] = {
         SequentialRulesRecommender,
         VSKNNRecommender,
         HybridRecommender,
+        BlendRecommender,
     )
 }
 _lazy_loaded = False

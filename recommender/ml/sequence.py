@@ -89,6 +89,35 @@ def conservative_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return torch.where(valid, ranks, torch.full_like(ranks, float("inf")))
 
 
+def next_item_probs(net: _SequenceNet, x, lens, ev=None, tf=None, seg=None, last_only: bool = False):
+    """Next-item probabilities over the active items (compact classes) after every real prefix of
+    the padded batch ``x`` (rows in row-major order), or only after each whole history.
+
+    Returns ``(probs (N, V), sel)`` where ``sel`` flags the ``B * T`` positions that were kept.
+    With the repeat mechanism the distribution is ``(1 - g) * softmax(explore) + g * repeat``.
+    """
+    hs = net.encode(x, lens, ev, tf, seg)
+    b, t = x.shape
+    mask = torch.arange(t)[None, :] < lens[:, None]
+    if last_only:
+        sel = torch.zeros(b, t, dtype=torch.bool)
+        sel[torch.arange(b), (lens - 1).clamp(min=0)] = True
+    else:
+        sel = mask
+    sel = sel.reshape(-1)
+    feats = net.features_all(hs, mask)
+    r = net.readout_all(feats).reshape(-1, net.proj.out_features)[sel]
+    p = torch.softmax(net.query(r) @ net.item_matrix().T, -1)
+    if net.repeat:
+        att, gate = net.repeat_all(x, hs, mask, feats)
+        items = x[:, None, :].expand(b, t, t).reshape(-1, t)[sel] - 1  # compact class per position, -1 unknown
+        att = att.reshape(-1, t)[sel] * (items >= 0)
+        rep = torch.zeros_like(p).scatter_add_(1, items.clamp(min=0), att)
+        g = torch.sigmoid(gate.reshape(-1)[sel])[:, None]
+        p = (1 - g) * p + g * rep
+    return p, sel
+
+
 class Adam:
     """Adam (Kingma & Ba) with L2 weight decay, the same update as ``torch.optim.Adam``.
 
@@ -138,10 +167,11 @@ class _SequenceNet(nn.Module):
         n_event_types: int,
         use_time: bool,
         n_segments: int,
+        repeat: bool = False,
     ) -> None:
         super().__init__()
         d, h = embedding_dim, hidden_size
-        self.readout, self.scale, self.tied = readout, scale, tied
+        self.readout, self.scale, self.tied, self.repeat = readout, scale, tied, repeat
         self.item_emb = nn.Embedding(n_vocab + 1, d, padding_idx=0)
         nn.init.normal_(self.item_emb.weight, std=d**-0.5)
         with torch.no_grad():
@@ -173,6 +203,11 @@ class _SequenceNet(nn.Module):
         else:
             raise ValueError(f"unknown readout {readout!r}")
         self.out_emb = None if tied else nn.Embedding(n_vocab + 1, d)
+        if repeat:  # RepeatNet-style: attention over the history's own items, and a repeat-or-explore gate
+            self.rep_q = nn.Linear(h, h, bias=False)
+            self.rep_k = nn.Linear(h, h, bias=False)
+            self.rep_v = nn.Linear(h, 1, bias=False)
+            self.rep_gate = nn.Linear(self.proj.in_features, 1)
 
     # inputs: x (B, T) compact item ids (0 = pad); ev (B, T) or None; tf (B, T, 4) or None; seg (B,) or None
     def encode(self, x, lengths, ev=None, tf=None, seg=None) -> torch.Tensor:
@@ -192,29 +227,30 @@ class _SequenceNet(nn.Module):
             out = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])[0]
         return out
 
-    def readout_all(self, hs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Representations of every prefix: (B, T, d). ``mask`` (B, T) marks real positions."""
+    def features_all(self, hs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Readout features of every prefix, before the projection: (B, T, h) or (B, T, 2h)."""
         if self.readout == "last":
-            return self.proj(self.out_drop(hs))
+            return hs
         q, k = self.att_q(hs), self.att_k(hs)
         alpha = self.att_v(torch.sigmoid(q[:, :, None, :] + k[:, None, :, :])).squeeze(-1)  # (B, T, T)
         t = hs.shape[1]
         causal = torch.ones(t, t, dtype=torch.bool, device=hs.device).tril()
         alpha = alpha * (causal[None] & mask[:, None, :]).to(alpha.dtype)
-        local = torch.bmm(alpha, hs)
-        return self.proj(self.out_drop(torch.cat([hs, local], -1)))
+        return torch.cat([hs, torch.bmm(alpha, hs)], -1)
 
-    def readout_last(self, hs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Representation of each whole history: (B, d)."""
-        idx = (lengths - 1).clamp(min=0)
-        last = hs[torch.arange(hs.shape[0]), idx]
-        if self.readout == "last":
-            return self.proj(self.out_drop(last))
-        mask = torch.arange(hs.shape[1])[None, :] < lengths[:, None]
-        alpha = self.att_v(torch.sigmoid(self.att_q(last)[:, None, :] + self.att_k(hs))).squeeze(-1)
-        alpha = alpha * mask.to(alpha.dtype)
-        local = torch.bmm(alpha[:, None, :], hs).squeeze(1)
-        return self.proj(self.out_drop(torch.cat([last, local], -1)))
+    def readout_all(self, feats: torch.Tensor) -> torch.Tensor:
+        """Representations of every prefix, (B, T, d), from :meth:`features_all`."""
+        return self.proj(self.out_drop(feats))
+
+    def repeat_all(self, x: torch.Tensor, hs: torch.Tensor, mask: torch.Tensor, feats: torch.Tensor):
+        """For every prefix ``t``: attention ``(B, T, T)`` over its own known items ``j <= t`` (rows sum to
+        1, or to 0 when the prefix holds no known item) and the log-odds ``(B, T)`` of repeating one."""
+        t = hs.shape[1]
+        e = self.rep_v(torch.tanh(self.rep_q(hs)[:, :, None, :] + self.rep_k(hs)[:, None, :, :])).squeeze(-1)
+        causal = torch.ones(t, t, dtype=torch.bool, device=hs.device).tril()
+        valid = causal[None] & (mask & (x > 0))[:, None, :]
+        att = torch.softmax(e.masked_fill(~valid, -1e9), -1) * valid.to(e.dtype)
+        return att, self.rep_gate(self.out_drop(feats)).squeeze(-1)
 
     def item_rows(self, cand: torch.Tensor) -> torch.Tensor:
         """Output vectors of compact classes ``cand`` (0-based), normalised when scaled."""
@@ -296,6 +332,11 @@ class SequenceRecommender(Recommender):
     readout: ``"attention"`` (last hidden state + attention over all states) or ``"last"``.
     tied: score with the input item embeddings. scale: cosine-softmax temperature
     (NISER-style normalised scores); ``None`` for plain dot products.
+    repeat: RepeatNet-style repeat mechanism: a second attention over the history's own items
+    and a learned gate; the prediction is ``(1 - g) * softmax(explore scores) + g * repeat
+    attention``. Shoppers often return to an item they looked at minutes ago (a quarter to
+    two fifths of next clicks in the public click logs), which a softmax over the whole
+    catalogue learns poorly.
     lr, weight_decay, batch_tokens (targets per batch), epochs, patience, lr_decay (per epoch): training.
     n_negatives: 0 = full softmax over all items; otherwise, for catalogues of more than
     ``4 * n_negatives`` items, a sampled softmax over the batch's targets plus ``n_negatives``
@@ -327,6 +368,7 @@ class SequenceRecommender(Recommender):
 
     name: ClassVar[str] = "sequence"
     default_cell: ClassVar[str] = "gru"
+    refit_after_validation: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -339,12 +381,13 @@ class SequenceRecommender(Recommender):
         readout: str = "attention",
         tied: bool = True,
         scale: float | None = 16.0,
+        repeat: bool = True,
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         batch_tokens: int = 512,
-        epochs: int = 8,
-        patience: int = 1,
-        lr_decay: float = 0.7,
+        epochs: int = 12,
+        patience: int = 2,
+        lr_decay: float = 0.8,
         n_negatives: int = 2048,
         negative_alpha: float = 0.75,
         max_len: int = 50,
@@ -380,6 +423,7 @@ class SequenceRecommender(Recommender):
         self.readout = readout
         self.tied = tied
         self.scale = scale
+        self.repeat = repeat
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_tokens = batch_tokens
@@ -420,6 +464,7 @@ class SequenceRecommender(Recommender):
         "readout",
         "tied",
         "scale",
+        "repeat",
         "lr",
         "weight_decay",
         "batch_tokens",
@@ -460,6 +505,7 @@ class SequenceRecommender(Recommender):
         "readout",
         "tied",
         "scale",
+        "repeat",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -520,6 +566,7 @@ class SequenceRecommender(Recommender):
             n_event_types=self.n_event_types if self.use_event_types else 0,
             use_time=self.use_time,
             n_segments=self.n_segments if self.use_segments else 0,
+            repeat=bool(params.get("repeat", False)),
         )
 
     # ------------------------------------------------------------------ training
@@ -676,8 +723,9 @@ class SequenceRecommender(Recommender):
             hs = net.encode(x, lens, ev, tf, seg)
             mask = torch.arange(x.shape[1])[None, :] < lens[:, None]
             keep = (y >= 0).reshape(-1)
-            r = net.readout_all(hs, mask).reshape(-1, net.proj.out_features)[keep]
-            target = y.reshape(-1)[keep]
+            feats = net.features_all(hs, mask)
+            r = net.readout_all(feats).reshape(-1, net.proj.out_features)[keep]
+            target_cls = target = y.reshape(-1)[keep]
             if log_q is None:
                 logits = net.query(r) @ net.item_matrix().T
             else:  # sampled softmax: batch targets + popularity-sampled negatives, logQ-corrected
@@ -685,7 +733,17 @@ class SequenceRecommender(Recommender):
                 cand = torch.unique(torch.cat([target, neg]))
                 target = torch.searchsorted(cand, target)
                 logits = net.query(r) @ net.item_rows(cand).T - log_q[cand]
-            loss = F.cross_entropy(logits, target)
+            if net.repeat:  # -log((1 - g) p_explore(target) + g p_repeat(target))
+                t = x.shape[1]
+                att, gate = net.repeat_all(x, hs, mask, feats)
+                items = x[:, None, :].expand(-1, t, -1).reshape(-1, t)[keep] - 1
+                p_rep = (att.reshape(-1, t)[keep] * (items == target_cls[:, None])).sum(1)
+                g = gate.reshape(-1)[keep]
+                log_explore = -F.cross_entropy(logits, target, reduction="none")
+                log_repeat = torch.log(p_rep.clamp_min(1e-30))
+                loss = -torch.logaddexp(F.logsigmoid(-g) + log_explore, F.logsigmoid(g) + log_repeat).mean()
+            else:
+                loss = F.cross_entropy(logits, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -701,14 +759,10 @@ class SequenceRecommender(Recommender):
         net.eval()
         lengths = np.array([len(s) for s in va.seqs])
         hits, rr, n = 0.0, 0.0, 0
-        w = net.item_matrix()
         for idx in _token_batches(lengths, 2048, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
-            hs = net.encode(x, lens, ev, tf, seg)
-            mask = torch.arange(x.shape[1])[None, :] < lens[:, None]
-            sel = mask.reshape(-1)
-            r = net.readout_all(hs, mask).reshape(-1, net.proj.out_features)[sel]
-            ranks = conservative_ranks(net.query(r) @ w.T, y.reshape(-1)[sel])
+            p, sel = next_item_probs(net, x, lens, ev, tf, seg)
+            ranks = conservative_ranks(p, y.reshape(-1)[sel])
             hits += float((ranks <= k).sum())
             rr += float(torch.where(ranks <= k, 1.0 / ranks, torch.zeros_like(ranks)).sum())
             n += int(sel.sum())
@@ -716,19 +770,14 @@ class SequenceRecommender(Recommender):
 
     @torch.inference_mode()
     def _evaluate_mixtures(self, net, va: _Batcher, rules, k: int = 20) -> list[dict[str, float]]:
-        """Validation HR/MRR@k of ``(1 - w) softmax + w rules`` for every ``w`` in ``rules_weights``."""
+        """Validation HR/MRR@k of ``(1 - w) network + w rules`` for every ``w`` in ``rules_weights``."""
         net.eval()
         lengths = np.array([len(s) for s in va.seqs])
         weights = list(self.rules_weights)
         hits, rr, n = np.zeros(len(weights)), np.zeros(len(weights)), 0
-        w = net.item_matrix()
         for idx in _token_batches(lengths, 1024, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
-            hs = net.encode(x, lens, ev, tf, seg)
-            mask = torch.arange(x.shape[1])[None, :] < lens[:, None]
-            sel = mask.reshape(-1)
-            r = net.readout_all(hs, mask).reshape(-1, net.proj.out_features)[sel]
-            p = torch.softmax(net.query(r) @ w.T, -1)
+            p, sel = next_item_probs(net, x, lens, ev, tf, seg)
             last = x.reshape(-1)[sel].numpy() - 1  # compact class of the last item (-1: unknown)
             pr = np.zeros(p.shape, dtype=np.float32)
             ok = last >= 0
@@ -824,28 +873,25 @@ class SequenceRecommender(Recommender):
         to = torch.from_numpy
         return to(x), lens, None if ev is None else to(ev), None if tf is None else to(tf), seg
 
-    def session_vectors(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
-        """Query vectors ``(B, d)`` (scaled); ``scores = vectors @ item_matrix_.T`` over the active items."""
+    def _compact_probs(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None) -> np.ndarray:
+        """``(B, V)`` next-item probabilities over the active items; popularity for empty histories."""
         self._check_fitted()
         x, lens, ev, tf, seg = self._encode_histories(histories, context)
         with torch.inference_mode():
-            lt = torch.from_numpy(lens.clip(min=1))
-            hs = self._net.encode(x, lt, ev, tf, seg)
-            q = self._net.query(self._net.readout_last(hs, lt)).numpy()
-        q = np.ascontiguousarray(q, dtype=np.float32)
-        q[lens == 0] = 0.0
-        return q
+            p, _ = next_item_probs(self._net, x, torch.from_numpy(lens.clip(min=1)), ev, tf, seg, last_only=True)
+        p = p.numpy()
+        empty = lens == 0
+        if empty.any():  # no known item in the history: fall back to popularity
+            p[empty] = self.popularity_ / max(float(self.popularity_.sum()), 1e-12)
+        return p
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
+        """Next-item probabilities of every item (items never seen in training: ``UNSEEN_SCORE``)."""
         b = len(histories)
         if b == 0:
             self._check_fitted()
             return np.zeros((0, self.n_items_), dtype=np.float32)
-        q = self.session_vectors(histories, context)
-        compact = q @ self.item_matrix_.T
-        empty = ~q.any(axis=1)
-        if empty.any():  # no known item in the history: fall back to popularity
-            compact[empty] = self.popularity_
+        compact = self._compact_probs(histories, context)
         if self.rules_ is not None and self.rules_weight_ > 0:
             return self._mix(compact, histories)
         if self._all_active:
@@ -855,13 +901,10 @@ class SequenceRecommender(Recommender):
         return out
 
     def _mix(self, compact: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """``(1 - w) * softmax(network) + w * normalised rules of the last item``, over all items."""
+        """``(1 - w) * network + w * normalised rules of the last item``, over all items."""
         wt = np.float32(self.rules_weight_)
-        compact = compact - compact.max(axis=1, keepdims=True)
-        np.exp(compact, out=compact)
-        compact *= (1 - wt) / compact.sum(axis=1, keepdims=True)
         out = np.zeros((len(histories), self.n_items_), dtype=np.float32)
-        out[:, self.active_items_] = compact
+        out[:, self.active_items_] = (1 - wt) * compact
         for i, h in enumerate(histories):
             if len(h) and 0 <= int(h[-1]) < self.n_items_:
                 a, b = self.rules_.indptr[int(h[-1])], self.rules_.indptr[int(h[-1]) + 1]

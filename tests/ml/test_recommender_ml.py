@@ -391,3 +391,39 @@ def test_next_item_benchmark_runs_on_a_tiny_folder(tmp_path: Path) -> None:
     sr = out["runs"]["sr"][0]["metrics"]
     assert sr["n_cases"] == 4 and sr["hr@20"] == pytest.approx(2 / 4)  # unknown label and empty prefix miss
     assert json.loads((tmp_path / "r.json").read_text())["table"].startswith("| model |")
+
+
+def test_blend_chooses_weights_on_validation(tmp_path: Path) -> None:
+    from recommender.ml.hybrid import BlendRecommender, normalise_scores
+
+    data = chain_data(n_repeats=40)
+    gru = {"embedding_dim": 8, "hidden_size": 8, "epochs": 2, "batch_tokens": 64, "num_threads": 1, "mix_rules": False}
+    model = BlendRecommender(
+        components=[["gru", gru], ["sr", {}], ["vsknn", {"k": 5, "sample_size": 20}]],
+        weight_grid=[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        seed=0,
+    ).fit(data)
+    # every candidate was scored on the validation split, and the best one kept
+    assert [r["weights"] for r in model.weight_validation_] == model.weight_grid
+    best = max(model.weight_validation_, key=lambda r: r["hr@20"] + r["mrr@20"])
+    assert model.weights_ == best["weights"]
+    # the mixture is the weighted sum of the components' distributions
+    hs = [np.asarray([0, 1]), np.asarray([3])]
+    expected = sum(
+        np.float32(w) * normalise_scores(m.score_batch(hs), "sum")
+        for w, m in zip(model.weights_, model.models_, strict=True)
+        if w
+    )
+    np.testing.assert_allclose(model.score_batch(hs), expected, rtol=1e-6)
+    assert model.recommend([3, 4], k=1)[0].tolist() == [5]
+    loaded = load_model(model.save(tmp_path / "blend"))
+    assert loaded.weights_ == model.weights_
+    np.testing.assert_array_equal(loaded.score_batch(hs), model.score_batch(hs))
+
+
+def test_normalise_scores() -> None:
+    from recommender.ml.hybrid import normalise_scores
+
+    s = np.asarray([[2.0, 1.0, -1e9, 1.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(normalise_scores(s, "sum"), [[0.5, 0.25, 0.0, 0.25], [0, 0, 0, 0]])
+    np.testing.assert_allclose(normalise_scores(s, "max")[0], [1.0, 0.5, -5e8, 0.5])
