@@ -147,12 +147,15 @@ def run_model(
     base: dict[str, Any] = dict(extra)
     if name in ("hybrid", "blend") and "components" not in base:
         # the blends reuse what validation chose for their components (tuning those not yet tuned)
-        components = []
-        for c, p in cls.default_components:
+        for c, _ in cls.default_components:
             if tuned is not None and c not in tuned:
                 tuned[c] = tune(c, data, budget_s, validation_fraction, {})["params"]
-            components.append([c, {**p, **(tuned or {}).get(c, {})}])
-        base["components"] = components
+        if name == "hybrid":
+            base["components"] = [[c, {**p, **(tuned or {}).get(c, {})}] for c, p in cls.default_components]
+        else:
+            overrides = base.setdefault("component_params", {})
+            for c, _ in cls.default_components:
+                overrides[c] = {**(tuned or {}).get(c, {}), **overrides.get(c, {})}
     if seed is not None and _accepts(cls, "seed"):
         base["seed"] = seed
     if _accepts(cls, "time_budget"):

@@ -46,10 +46,16 @@ def normalise_scores(scores: np.ndarray, how: str) -> np.ndarray:
     return s
 
 
-def simplex_grid(n_components: int, values: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0)) -> list[list[float]]:
-    """Weight vectors ``[1, v2, ..., vn]`` for every combination of ``values`` (the first component
-    anchors the scale: mixing weights only matter relative to each other)."""
-    return [[1.0, *combo] for combo in itertools.product(values, repeat=n_components - 1)]
+def weight_grid_for(names: Sequence[str], values: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0)) -> list[list[float]]:
+    """Candidate weight vectors for components ``names``: copies of one model (an ensemble of
+    networks trained with different seeds) share one weight, the first model's weight is 1 (only
+    relative weights matter), every other model's runs over ``values``."""
+    groups = list(dict.fromkeys(names))
+    grid = []
+    for combo in itertools.product(values, repeat=len(groups) - 1):
+        weight_of = dict(zip(groups, (1.0, *combo), strict=True))
+        grid.append([float(weight_of[n]) for n in names])
+    return grid
 
 
 class HybridRecommender(Recommender):
@@ -63,7 +69,9 @@ class HybridRecommender(Recommender):
     ``max_validation_cases`` validation cases (``weights_``; every candidate's score is in
     ``weight_validation_``), then refits on all the data the components that allow it
     (``refit_after_validation``; the neural network keeps the fit it stopped early on).
-    seed, time_budget: passed on to the components that take them (None: their defaults).
+    seed: passed on to the components that take one (the ``i``-th copy of a model gets
+    ``seed + i``); time_budget: seconds, shared equally by the components that take one.
+    None: the components' own defaults.
     """
 
     name: ClassVar[str] = "hybrid"
@@ -114,14 +122,17 @@ class HybridRecommender(Recommender):
             raise ValueError("one weight per component")
         if self.weight_grid is not None and any(len(w) != len(self.components) for w in self.weight_grid):
             raise ValueError("every weight_grid entry needs one weight per component")
-        models = []
-        for name, params in self.components:
-            cls = get_model_class(str(name))
+        classes = [get_model_class(str(name)) for name, _ in self.components]
+        budgeted = [cls for cls in classes if "time_budget" in inspect.signature(cls.__init__).parameters]
+        models, copies = [], {}
+        for cls, (name, params) in zip(classes, self.components, strict=True):
             params = dict(params)
             accepted = inspect.signature(cls.__init__).parameters
-            for key in ("seed", "time_budget"):
-                if getattr(self, key) is not None and key in accepted:
-                    params.setdefault(key, getattr(self, key))
+            copy = copies[name] = copies.get(name, -1) + 1
+            if self.seed is not None and "seed" in accepted:
+                params.setdefault("seed", self.seed + copy)  # copies of one model: different seeds
+            if self.time_budget is not None and "time_budget" in accepted:
+                params.setdefault("time_budget", self.time_budget / len(budgeted))  # shared equally
             models.append(cls(**params))
         return models
 
@@ -194,15 +205,14 @@ class HybridRecommender(Recommender):
 
 
 class BlendRecommender(HybridRecommender):
-    """The recurrent network mixed with sequential rules and V-SKNN, weights chosen on validation."""
+    """``networks`` recurrent networks (``network``: ``"gru"`` or ``"lstm"``, different seeds, one
+    shared weight) mixed with the ``default_components`` (sequential rules and V-SKNN); the weights
+    are chosen on validation from :func:`weight_grid_for` unless ``weight_grid`` is given.
+    ``component_params`` maps a model name to constructor overrides (``{"vsknn": {"k": 200},
+    "gru": {"num_threads": 1}}``); ``components``, if given, replaces all of this."""
 
     name: ClassVar[str] = "blend"
-    default_components: ClassVar[list[list[Any]]] = [
-        ["gru", {"mix_rules": False}],
-        ["sr", {}],
-        ["vsknn", {"item_decay": 2.0}],
-    ]
-    default_weights: ClassVar[list[float]] = [1.0, 0.25, 0.25]
+    default_components: ClassVar[list[list[Any]]] = [["sr", {}], ["vsknn", {"item_decay": 2.0}]]
 
     def __init__(
         self,
@@ -212,20 +222,38 @@ class BlendRecommender(HybridRecommender):
         weight_grid: list[list[float]] | None = None,
         validation_fraction: float = 0.1,
         max_validation_cases: int = 10000,
-        seed: int | None = None,
+        seed: int | None = 0,
         time_budget: float | None = None,
+        network: str = "gru",
+        networks: int = 2,
+        component_params: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        n = len(components) if components is not None else len(self.default_components)
+        if components is None:
+            if networks < 1:
+                raise ValueError("a blend needs at least one network")
+            extra = component_params or {}
+            nets = [[network, {"mix_rules": False, **extra.get(network, {})}] for _ in range(networks)]
+            others = [[name, {**p, **extra.get(name, {})}] for name, p in self.default_components]
+            components = nets + others
+            weights = weights if weights is not None else [1.0] * networks + [0.25] * len(others)
+        self.network, self.networks, self.component_params = network, networks, component_params
         super().__init__(
             components,
             weights,
             normalise,
-            simplex_grid(n) if weight_grid is None else weight_grid,
+            weight_grid_for([str(c[0]) for c in components]) if weight_grid is None else weight_grid,
             validation_fraction,
             max_validation_cases,
             seed,
             time_budget,
         )
+
+    def get_params(self) -> dict[str, Any]:
+        return super().get_params() | {
+            "network": self.network,
+            "networks": self.networks,
+            "component_params": self.component_params,
+        }
 
 
 def score_weight_grid(

@@ -427,3 +427,22 @@ def test_normalise_scores() -> None:
     s = np.asarray([[2.0, 1.0, -1e9, 1.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     np.testing.assert_allclose(normalise_scores(s, "sum"), [[0.5, 0.25, 0.0, 0.25], [0, 0, 0, 0]])
     np.testing.assert_allclose(normalise_scores(s, "max")[0], [1.0, 0.5, -5e8, 0.5])
+
+
+def test_blend_networks_share_a_weight_and_differ_in_seed() -> None:
+    from recommender.ml.hybrid import BlendRecommender, weight_grid_for
+
+    assert weight_grid_for(["gru", "gru", "sr", "vsknn"], values=(0.0, 1.0)) == [
+        [1.0, 1.0, 0.0, 0.0],
+        [1.0, 1.0, 0.0, 1.0],
+        [1.0, 1.0, 1.0, 0.0],
+        [1.0, 1.0, 1.0, 1.0],
+    ]
+    blend = BlendRecommender(seed=5, time_budget=60.0, component_params={"vsknn": {"k": 7}, "gru": {"epochs": 1}})
+    assert [c[0] for c in blend.components] == ["gru", "gru", "sr", "vsknn"]
+    nets = blend._build()[:2]
+    assert [n.seed for n in nets] == [5, 6] and [n.time_budget for n in nets] == [30.0, 30.0]
+    assert all(n.epochs == 1 and not n.mix_rules for n in nets)
+    assert blend.components[3][1] == {"item_decay": 2.0, "k": 7}
+    with pytest.raises(ValueError):
+        BlendRecommender(networks=0)
