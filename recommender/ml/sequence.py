@@ -89,9 +89,10 @@ def conservative_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return torch.where(valid, ranks, torch.full_like(ranks, float("inf")))
 
 
-def next_item_probs(net: _SequenceNet, x, lens, ev=None, tf=None, seg=None, last_only: bool = False):
+def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=None, last_only: bool = False):
     """Next-item probabilities over the active items (compact classes) after every real prefix of
     the padded batch ``x`` (rows in row-major order), or only after each whole history.
+    ``items`` is ``net.item_matrix()``, computed once by the caller.
 
     Returns ``(probs (N, V), sel)`` where ``sel`` flags the ``B * T`` positions that were kept.
     With the repeat mechanism the distribution is ``(1 - g) * softmax(explore) + g * repeat``.
@@ -107,14 +108,13 @@ def next_item_probs(net: _SequenceNet, x, lens, ev=None, tf=None, seg=None, last
     sel = sel.reshape(-1)
     feats = net.features_all(hs, mask)
     r = net.readout_all(feats).reshape(-1, net.proj.out_features)[sel]
-    p = torch.softmax(net.query(r) @ net.item_matrix().T, -1)
+    p = torch.softmax(net.query(r) @ items.T, -1)
     if net.repeat:
         att, gate = net.repeat_all(x, hs, mask, feats)
-        items = x[:, None, :].expand(b, t, t).reshape(-1, t)[sel] - 1  # compact class per position, -1 unknown
-        att = att.reshape(-1, t)[sel] * (items >= 0)
-        rep = torch.zeros_like(p).scatter_add_(1, items.clamp(min=0), att)
+        seen = x[:, None, :].expand(b, t, t).reshape(-1, t)[sel] - 1  # compact class per position, -1 unknown
+        att = att.reshape(-1, t)[sel] * (seen >= 0)
         g = torch.sigmoid(gate.reshape(-1)[sel])[:, None]
-        p = (1 - g) * p + g * rep
+        p = p.mul_(1 - g).scatter_add_(1, seen.clamp(min=0), g * att)
     return p, sel
 
 
@@ -759,9 +759,10 @@ class SequenceRecommender(Recommender):
         net.eval()
         lengths = np.array([len(s) for s in va.seqs])
         hits, rr, n = 0.0, 0.0, 0
+        items = net.item_matrix()
         for idx in _token_batches(lengths, 2048, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
-            p, sel = next_item_probs(net, x, lens, ev, tf, seg)
+            p, sel = next_item_probs(net, items, x, lens, ev, tf, seg)
             ranks = conservative_ranks(p, y.reshape(-1)[sel])
             hits += float((ranks <= k).sum())
             rr += float(torch.where(ranks <= k, 1.0 / ranks, torch.zeros_like(ranks)).sum())
@@ -775,9 +776,10 @@ class SequenceRecommender(Recommender):
         lengths = np.array([len(s) for s in va.seqs])
         weights = list(self.rules_weights)
         hits, rr, n = np.zeros(len(weights)), np.zeros(len(weights)), 0
+        items = net.item_matrix()
         for idx in _token_batches(lengths, 1024, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
-            p, sel = next_item_probs(net, x, lens, ev, tf, seg)
+            p, sel = next_item_probs(net, items, x, lens, ev, tf, seg)
             last = x.reshape(-1)[sel].numpy() - 1  # compact class of the last item (-1: unknown)
             pr = np.zeros(p.shape, dtype=np.float32)
             ok = last >= 0
@@ -831,6 +833,7 @@ class SequenceRecommender(Recommender):
     def _cache_inference(self) -> None:
         with torch.inference_mode():
             self.item_matrix_ = self._net.item_matrix().detach().numpy().astype(np.float32, copy=True)
+        self._items = torch.from_numpy(self.item_matrix_)
         self._all_active = self.n_vocab_ == self.n_items_
 
     def _encode_histories(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None):
@@ -878,7 +881,8 @@ class SequenceRecommender(Recommender):
         self._check_fitted()
         x, lens, ev, tf, seg = self._encode_histories(histories, context)
         with torch.inference_mode():
-            p, _ = next_item_probs(self._net, x, torch.from_numpy(lens.clip(min=1)), ev, tf, seg, last_only=True)
+            lt = torch.from_numpy(lens.clip(min=1))
+            p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
         p = p.numpy()
         empty = lens == 0
         if empty.any():  # no known item in the history: fall back to popularity
