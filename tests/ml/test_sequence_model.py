@@ -204,3 +204,16 @@ def test_next_action_beats_majority(tmp_path) -> None:
     np.testing.assert_array_equal(
         loaded.predict_proba(test[0][:3], test[1][:3]), m.predict_proba(test[0][:3], test[1][:3])
     )
+
+
+def test_repeat_mechanism_learns_to_return_to_a_viewed_item() -> None:
+    """Sessions ``[a, b, a]`` with random a != b: the next item is the one viewed two steps ago."""
+    rng = np.random.default_rng(0)
+    pairs = [rng.choice(30, 2, replace=False) for _ in range(300)]
+    data = SessionData([np.array([a, b, a]) for a, b in pairs], n_items=30)
+    model = GRURecommender(seed=0, repeat=True, **(TINY | {"epochs": 8, "mix_rules": False})).fit(data)
+    histories = [np.array([a, b]) for a, b in (rng.choice(30, 2, replace=False) for _ in range(50))]
+    top = [model.recommend(h, k=1)[0][0] for h in histories]
+    assert np.mean([t == h[0] for t, h in zip(top, histories, strict=True)]) >= 0.95
+    # a proper distribution over the catalogue: the repeat share plus the softmax share sum to one
+    np.testing.assert_allclose(model.score_batch(histories[:3]).sum(axis=1), 1.0, rtol=1e-5)
