@@ -100,12 +100,9 @@ def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=Non
     hs = net.encode(x, lens, ev, tf, seg)
     b, t = x.shape
     mask = torch.arange(t)[None, :] < lens[:, None]
-    if last_only:
-        sel = torch.zeros(b, t, dtype=torch.bool)
-        sel[torch.arange(b), (lens - 1).clamp(min=0)] = True
-    else:
-        sel = mask
-    sel = sel.reshape(-1)
+    if last_only:  # the same numbers as the last prefix of the general path, without the T x T work
+        return _last_probs(net, items, x, hs, mask, lens), mask.new_ones(b)
+    sel = mask.reshape(-1)
     feats = net.features_all(hs, mask)
     r = net.readout_all(feats).reshape(-1, net.proj.out_features)[sel]
     p = torch.softmax(net.query(r) @ items.T, -1)
@@ -116,6 +113,24 @@ def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=Non
         g = torch.sigmoid(gate.reshape(-1)[sel])[:, None]
         p = p.mul_(1 - g).scatter_add_(1, seen.clamp(min=0), g * att)
     return p, sel
+
+
+def _last_probs(net: _SequenceNet, items, x, hs, mask, lens) -> torch.Tensor:
+    """:func:`next_item_probs` after each whole history: attention queries from the last state only."""
+    last = hs[torch.arange(hs.shape[0]), (lens - 1).clamp(min=0)]
+    if net.readout == "last":
+        feats = last
+    else:
+        alpha = net.att_v(torch.sigmoid(net.att_q(last)[:, None, :] + net.att_k(hs))).squeeze(-1)
+        feats = torch.cat([last, torch.bmm((alpha * mask.to(alpha.dtype))[:, None, :], hs).squeeze(1)], -1)
+    p = torch.softmax(net.query(net.readout_all(feats)) @ items.T, -1)
+    if net.repeat:
+        valid = mask & (x > 0)
+        e = net.rep_v(torch.tanh(net.rep_q(last)[:, None, :] + net.rep_k(hs))).squeeze(-1)
+        att = torch.softmax(e.masked_fill(~valid, -1e9), -1) * valid.to(e.dtype)
+        g = torch.sigmoid(net.rep_gate(net.out_drop(feats)))
+        p = p.mul_(1 - g).scatter_add_(1, (x - 1).clamp(min=0), g * att)
+    return p
 
 
 class Adam:

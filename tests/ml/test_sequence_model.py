@@ -217,3 +217,20 @@ def test_repeat_mechanism_learns_to_return_to_a_viewed_item() -> None:
     assert np.mean([t == h[0] for t, h in zip(top, histories, strict=True)]) >= 0.95
     # a proper distribution over the catalogue: the repeat share plus the softmax share sum to one
     np.testing.assert_allclose(model.score_batch(histories[:3]).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("readout", ["attention", "last"])
+def test_last_prefix_shortcut_matches_the_general_path(readout: str) -> None:
+    import torch
+
+    from recommender.ml.sequence import next_item_probs
+
+    m = GRURecommender(seed=0, readout=readout, **(TINY | {"epochs": 2})).fit(chains(80))
+    x = torch.tensor([[1, 2, 3, 0], [5, 6, 7, 8], [9, 0, 0, 0]])
+    lens = torch.tensor([3, 4, 1])
+    with torch.inference_mode():
+        items = m._net.item_matrix()
+        everywhere, _ = next_item_probs(m._net, items, x, lens)
+        last, _ = next_item_probs(m._net, items, x, lens, last_only=True)
+    rows = torch.cumsum(lens, 0) - 1  # the last real prefix of each row among the selected positions
+    torch.testing.assert_close(last, everywhere[rows], rtol=1e-5, atol=1e-6)
