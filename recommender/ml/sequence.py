@@ -94,14 +94,15 @@ def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=Non
     the padded batch ``x`` (rows in row-major order), or only after each whole history.
     ``items`` is ``net.item_matrix()``, computed once by the caller.
 
-    Returns ``(probs (N, V), sel)`` where ``sel`` flags the ``B * T`` positions that were kept.
+    Returns ``(probs (N, V), sel)`` where ``sel`` flags the ``B * T`` positions that were kept
+    (``None`` with ``last_only``: one row per history).
     With the repeat mechanism the distribution is ``(1 - g) * softmax(explore) + g * repeat``.
     """
     hs = net.encode(x, lens, ev, tf, seg)
     b, t = x.shape
     mask = torch.arange(t)[None, :] < lens[:, None]
     if last_only:  # the same numbers as the last prefix of the general path, without the T x T work
-        return _last_probs(net, items, x, hs, mask, lens), mask.new_ones(b)
+        return _last_probs(net, items, x, hs, mask, lens), None
     sel = mask.reshape(-1)
     feats = net.features_all(hs, mask)
     r = net.readout_all(feats).reshape(-1, net.proj.out_features)[sel]
