@@ -123,16 +123,16 @@ class HybridRecommender(Recommender):
         if self.weight_grid is not None and any(len(w) != len(self.components) for w in self.weight_grid):
             raise ValueError("every weight_grid entry needs one weight per component")
         classes = [get_model_class(str(name)) for name, _ in self.components]
-        budgeted = [cls for cls in classes if "time_budget" in inspect.signature(cls.__init__).parameters]
+        accepts = [inspect.signature(cls.__init__).parameters for cls in classes]
+        n_budgeted = sum("time_budget" in accepted for accepted in accepts)
         models, copies = [], {}
-        for cls, (name, params) in zip(classes, self.components, strict=True):
+        for cls, accepted, (name, params) in zip(classes, accepts, self.components, strict=True):
             params = dict(params)
-            accepted = inspect.signature(cls.__init__).parameters
             copy = copies[name] = copies.get(name, -1) + 1
             if self.seed is not None and "seed" in accepted:
                 params.setdefault("seed", self.seed + copy)  # copies of one model: different seeds
             if self.time_budget is not None and "time_budget" in accepted:
-                params.setdefault("time_budget", self.time_budget / len(budgeted))  # shared equally
+                params.setdefault("time_budget", self.time_budget / n_budgeted)  # shared equally
             models.append(cls(**params))
         return models
 
@@ -267,10 +267,10 @@ def score_weight_grid(
     hits = np.zeros(len(grid_arr))
     rr = np.zeros(len(grid_arr))
     n = len(cases)
+    used = np.flatnonzero(grid_arr.any(axis=0))  # components some candidate gives a weight
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         ctx = {key: val[a:b] for key, val in cases.context.items()} or None
-        used = np.flatnonzero(grid_arr.any(axis=0))
         parts = {int(c): normalise_scores(models[c].score_batch(cases.prefixes[a:b], ctx), normalise) for c in used}
         labels = cases.labels[a:b]
         for j, weights in enumerate(grid_arr):

@@ -89,6 +89,13 @@ def conservative_ranks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return torch.where(valid, ranks, torch.full_like(ranks, float("inf")))
 
 
+def _prefix_items(x: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """Compact class (-1: padding or unknown) of every position of the history, one row for each
+    selected prefix: ``(N, T)`` rows of ``x - 1`` repeated for the prefixes of the same history."""
+    b, t = x.shape
+    return x[:, None, :].expand(b, t, t).reshape(-1, t)[sel] - 1
+
+
 def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=None, last_only: bool = False):
     """Next-item probabilities over the active items (compact classes) after every real prefix of
     the padded batch ``x`` (rows in row-major order), or only after each whole history.
@@ -99,7 +106,7 @@ def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=Non
     With the repeat mechanism the distribution is ``(1 - g) * softmax(explore) + g * repeat``.
     """
     hs = net.encode(x, lens, ev, tf, seg)
-    b, t = x.shape
+    t = x.shape[1]
     mask = torch.arange(t)[None, :] < lens[:, None]
     if last_only:  # the same numbers as the last prefix of the general path, without the T x T work
         return _last_probs(net, items, x, hs, mask, lens), None
@@ -109,7 +116,7 @@ def next_item_probs(net: _SequenceNet, items, x, lens, ev=None, tf=None, seg=Non
     p = torch.softmax(net.query(r) @ items.T, -1)
     if net.repeat:
         att, gate = net.repeat_all(x, hs, mask, feats)
-        seen = x[:, None, :].expand(b, t, t).reshape(-1, t)[sel] - 1  # compact class per position, -1 unknown
+        seen = _prefix_items(x, sel)
         att = att.reshape(-1, t)[sel] * (seen >= 0)
         g = torch.sigmoid(gate.reshape(-1)[sel])[:, None]
         p = p.mul_(1 - g).scatter_add_(1, seen.clamp(min=0), g * att)
@@ -750,10 +757,9 @@ class SequenceRecommender(Recommender):
                 target = torch.searchsorted(cand, target)
                 logits = net.query(r) @ net.item_rows(cand).T - log_q[cand]
             if net.repeat:  # -log((1 - g) p_explore(target) + g p_repeat(target))
-                t = x.shape[1]
                 att, gate = net.repeat_all(x, hs, mask, feats)
-                items = x[:, None, :].expand(-1, t, -1).reshape(-1, t)[keep] - 1
-                p_rep = (att.reshape(-1, t)[keep] * (items == target_cls[:, None])).sum(1)
+                seen = _prefix_items(x, keep)
+                p_rep = (att.reshape(-1, x.shape[1])[keep] * (seen == target_cls[:, None])).sum(1)
                 g = gate.reshape(-1)[keep]
                 log_explore = -F.cross_entropy(logits, target, reduction="none")
                 log_repeat = torch.log(p_rep.clamp_min(1e-30))
