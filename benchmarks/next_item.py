@@ -181,7 +181,7 @@ def run_model(
     chosen = getattr(model, "chosen_params_", None)
     parts = []
     for component in getattr(model, "models_", []):
-        if component.refit_after_validation:  # the neighbourhood models have rows of their own
+        if component.after_validation == "refit":  # the neighbourhood models have rows of their own
             continue
         parts.append(
             {

@@ -38,10 +38,11 @@ class Recommender(ABC):
 
     #: registry name, written to ``config.json`` so ``load_model`` can find the class
     name: ClassVar[str] = "base"
-    #: whether a blend that tuned its weights on a validation split should refit this model on
-    #: all the data afterwards (False for models that stop early on that split: refitting
-    #: them would cost the whole training again and leave nothing to stop on)
-    refit_after_validation: ClassVar[bool] = True
+    #: how a blend that tuned its weights on a validation split lets this model learn from that
+    #: split afterwards: ``"refit"`` (a fresh ``fit`` on all the data: cheap models) or
+    #: ``"continue"`` (``continue_training(validation)``: models that stopped early on that split,
+    #: where a refit would cost the whole training again and leave nothing to stop on)
+    after_validation: ClassVar[str] = "refit"
 
     n_items_: int
 
@@ -49,6 +50,10 @@ class Recommender(ABC):
     @abstractmethod
     def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
         """Learn from training sequences; ``validation`` may drive early stopping."""
+
+    def continue_training(self, data: SessionData, seed: int | None = None) -> Self:
+        """Learn from sessions that arrived after ``fit`` (models with ``after_validation = "continue"``)."""
+        raise NotImplementedError(f"{type(self).__name__} refits instead of continuing")
 
     # -- scoring -----------------------------------------------------------
     @abstractmethod

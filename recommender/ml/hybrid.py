@@ -68,7 +68,7 @@ class HybridRecommender(Recommender):
     fits the components on the rest, keeps the candidate with the best HR@20 + MRR@20 on up to
     ``max_validation_cases`` validation cases (``weights_``; every candidate's score is in
     ``weight_validation_``), then refits on all the data the components that allow it
-    (``refit_after_validation``; the neural network keeps the fit it stopped early on).
+    (``after_validation``: cheap models refit, networks continue training on the validation split).
     seed: passed on to the components that take one (the ``i``-th copy of a model gets
     ``seed + i``); time_budget: seconds, shared equally by the components that take one.
     None: the components' own defaults.
@@ -153,11 +153,15 @@ class HybridRecommender(Recommender):
         self.weight_validation_ = score_weight_grid(models, self.weight_grid, cases, self.normalise)
         best = max(self.weight_validation_, key=lambda r: r["hr@20"] + r["mrr@20"])
         self.weights_ = [float(w) for w in best["weights"]]
-        if carved:  # learn from the validation sessions too, where that costs no early stopping
+        if carved:  # learn from the validation sessions too: cheap models refit, networks continue
             fresh = self._build()
-            models = [
-                fresh[i].fit(data) if m.refit_after_validation and self.weights_[i] else m for i, m in enumerate(models)
-            ]
+            for i, m in enumerate(models):
+                if not self.weights_[i]:
+                    continue
+                if m.after_validation == "continue":
+                    m.continue_training(validation)
+                else:
+                    models[i] = fresh[i].fit(data)
         self.models_ = models
         self.chosen_params_ = {"weights": self.weights_} | {
             m.name: m.chosen_params_ for m in models if getattr(m, "chosen_params_", None)

@@ -379,8 +379,11 @@ class SequenceRecommender(Recommender):
     final_full_epochs: after sampled-softmax training, up to this many epochs with the full
     softmax (continuing from the best weights at the decayed learning rate), kept only while
     validation improves (``full_softmax_epochs_`` says how many were kept).
-    refit: after early stopping, also learn from the validation sessions for one
-    epoch (with the best epoch's weights as the start; off by default).
+    refit: when ``fit`` carved the validation split itself, continue training on it after early
+    stopping: one pass, from the best epoch's weights, at the learning rate halfway
+    (geometrically) between the first and the best epoch's (see ``continue_training``). The
+    validation sessions are the most recent ones, the closest to what comes next; a network that
+    never learns them loses more than the early stopping gains.
     mix_rules: also learn sequential rules (``rules[a, b] += 1 / gap`` for ``b`` following ``a``
     within ``rules_window`` clicks, scored from the last item) and score items by the mixture
     ``(1 - w) * softmax(network) + w * normalised rules``; ``w`` is picked from ``rules_weights``
@@ -391,7 +394,7 @@ class SequenceRecommender(Recommender):
 
     name: ClassVar[str] = "sequence"
     default_cell: ClassVar[str] = "gru"
-    refit_after_validation: ClassVar[bool] = False
+    after_validation: ClassVar[str] = "continue"
 
     def __init__(
         self,
@@ -426,7 +429,7 @@ class SequenceRecommender(Recommender):
         search_epochs: int = 1,
         search_fraction: float = 0.3,
         final_full_epochs: int = 0,
-        refit: bool = False,
+        refit: bool = True,
         mix_rules: bool = True,
         rules_window: int = 10,
         rules_weights: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
@@ -605,19 +608,22 @@ class SequenceRecommender(Recommender):
         if validation is None and self.validation_fraction > 0 and len(data) >= 20:
             cut = len(data) - max(1, round(len(data) * self.validation_fraction))
             train, validation = _split(data, cut), _split(data, cut, tail=True)
+            carved = True
         else:
-            train = data
-        # vocabulary: items seen in the training split (validation-only items stay unknown)
-        counts = np.bincount(
-            np.concatenate([s for s in train.sessions if len(s)] or [np.zeros(0, np.int64)]), minlength=self.n_items_
-        )
-        self.active_items_ = np.flatnonzero(counts).astype(np.int64)
+            train, carved = data, False
+        # vocabulary: items of the training and the validation split; items seen only in
+        # validation are learnt when training continues on it (``refit``) and are left out of
+        # the rankings early stopping measures until then
+        counts = _item_counts(train, self.n_items_)
+        counts_all = counts + (_item_counts(validation, self.n_items_) if validation is not None else 0)
+        self.active_items_ = np.flatnonzero(counts_all).astype(np.int64)
         self.n_vocab_ = len(self.active_items_)
-        if self.n_vocab_ == 0:
+        if counts.sum() == 0:
             raise ValueError("no training events")
         self._compact = np.zeros(self.n_items_, dtype=np.int64)
         self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
-        self.popularity_ = np.log1p(counts[self.active_items_]).astype(np.float32)
+        self.popularity_ = np.log1p(counts_all[self.active_items_]).astype(np.float32)
+        train_counts = counts[self.active_items_]
 
         tr = self._prepare(train, train=True)
         va = self._prepare_validation(validation) if validation is not None and len(validation) else None
@@ -647,7 +653,9 @@ class SequenceRecommender(Recommender):
                 torch.manual_seed(self.seed)
                 net = self._build_net(params)
                 stop = None if budget_each is None else time.perf_counter() + budget_each
-                res = self._train(net, params, sub, va, self.search_epochs, np.random.default_rng(self.seed), stop)
+                res = self._train(
+                    net, params, sub, va, self.search_epochs, np.random.default_rng(self.seed), stop, train_counts
+                )
                 score = res["best"]["mrr"] + res["best"]["hr"] if res["best"] else -1.0
                 self.search_results_.append({"params": dict(cand), **(res["best"] or {})})
                 self._log(f"search {cand}: {res['best']}")
@@ -657,7 +665,7 @@ class SequenceRecommender(Recommender):
         params = base | self.chosen_params_
         torch.manual_seed(self.seed)
         net = self._build_net(params)
-        res = self._train(net, params, tr, va, self.epochs, rng, deadline)
+        res = self._train(net, params, tr, va, self.epochs, rng, deadline, train_counts)
         self.history_ = res["history"]
         self.best_epoch_ = res["best_epoch"]
         self.full_softmax_epochs_ = 0
@@ -673,33 +681,38 @@ class SequenceRecommender(Recommender):
                 self.final_full_epochs,
                 rng,
                 deadline,
+                train_counts,
                 res["best"],
             )
             self.history_ += [{**row, "full_softmax": True} for row in full["history"]]
             self.full_softmax_epochs_ = full["best_epoch"]
             res["events"] += full["events"]
             res["seconds"] += full["seconds"]
-        if self.refit and validation is not None and len(validation):
-            vtr = self._prepare(validation, train=True)
-            opt = Adam(net.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
-            self._epoch(net, opt, vtr, rng, None, int(params.get("n_negatives", 0)))
         net.eval()
         self._net = net
         self._net_params = {p: params[p] for p in self._NET_PARAMS}
+        # continuing: halfway (geometrically) between the first and the best epoch's learning rate
+        self._train_params = {"lr": params["lr"] * self.lr_decay ** (max(self.best_epoch_, 0) / 2)} | {
+            key: params[key] for key in ("weight_decay", "n_negatives")
+        }
         self.rules_weight_, self.rules_ = 0.0, None
         self.rules_validation_ = []
         if self.mix_rules:
             if va is not None:
                 active_rules = transition_rules(train.sessions, self.n_items_, self.rules_window)
                 active_rules = active_rules[self.active_items_][:, self.active_items_].tocsr()
-                self.rules_validation_ = self._evaluate_mixtures(net, va, active_rules)
+                unseen = torch.from_numpy(train_counts == 0)
+                self.rules_validation_ = self._evaluate_mixtures(net, va, active_rules, unseen)
                 best = max(self.rules_validation_, key=lambda r: (r["mrr"] + r["hr"], -r["weight"]))
                 self.rules_weight_ = float(best["weight"])
                 self._log(f"rules mixture on validation: {self.rules_validation_}")
             else:  # nothing to measure on: only an explicitly given single weight is used
                 self.rules_weight_ = float(self.rules_weights[0]) if len(self.rules_weights) == 1 else 0.0
             if self.rules_weight_ > 0:
-                self.rules_ = transition_rules(data.sessions, self.n_items_, self.rules_window)
+                self.rules_ = transition_rules(train.sessions, self.n_items_, self.rules_window)
+        self.refit_targets_ = 0
+        if self.refit and carved and len(validation):
+            self._continue(validation, rng)
         # what validation chose, for the record (benchmarks report ``chosen_params_``)
         self.chosen_params_ = {
             **self.chosen_params_,
@@ -707,12 +720,39 @@ class SequenceRecommender(Recommender):
             "best_epoch": self.best_epoch_,
             "full_softmax_epochs": self.full_softmax_epochs_,
             "rules_weight": self.rules_weight_,
+            "refit_targets": self.refit_targets_,
         }
         self._cache_inference()
         self.train_seconds_ = time.perf_counter() - t0
         self.train_events_per_second_ = res["events"] / max(res["seconds"], 1e-9)
         self._log(f"trained in {self.train_seconds_:.1f}s, {self.train_events_per_second_:.0f} targets/s")
         return self
+
+    def continue_training(self, data: SessionData, seed: int | None = None) -> Self:
+        """Learn from sessions ``fit`` did not train on, e.g. the validation split it stopped early
+        on: one pass at the ``refit`` learning rate (sequential rules, if mixed in, count them
+        too). Items outside the vocabulary are ignored. Nothing here can be validated, so a
+        caller that chooses anything on ``data`` does so before calling this."""
+        self._check_fitted()
+        with torch_settings(self.num_threads, self.deterministic):
+            torch.manual_seed(self.seed if seed is None else seed)
+            self._continue(data, np.random.default_rng(self.seed if seed is None else seed))
+            self._cache_inference()
+        return self
+
+    def _continue(self, data: SessionData, rng) -> None:
+        batches = self._prepare(data, train=True)
+        if not batches.seqs:
+            return
+        net, params = self._net, self._train_params
+        counts = np.expm1(self.popularity_.astype(np.float64))  # all events the model has seen
+        opt = Adam(net.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+        _, n, _ = self._epoch(net, opt, batches, rng, None, int(params["n_negatives"]), counts)
+        net.eval()
+        self.refit_targets_ += n
+        if self.rules_ is not None:
+            self.rules_ = (self.rules_ + transition_rules(data.sessions, self.n_items_, self.rules_window)).tocsr()
+        self._log(f"continued on {n} targets at lr {params['lr']:.2e}")
 
     def _prepare_validation(self, validation: SessionData):
         va = self._prepare(validation, train=True)
@@ -729,12 +769,11 @@ class SequenceRecommender(Recommender):
             )
         return va
 
-    def _epoch(self, net, opt, tr: _Batcher, rng, deadline=None, n_neg: int = 0) -> tuple[float, int, bool]:
+    def _epoch(self, net, opt, tr: _Batcher, rng, deadline, n_neg: int, counts: np.ndarray) -> tuple[float, int, bool]:
         net.train()
         log_q = neg_p = None
         if n_neg > 0 and 4 * n_neg < self.n_vocab_:  # small catalogues: the full softmax is cheap
-            p = np.exp(self.popularity_.astype(np.float64)) - 1.0  # training counts
-            p = p**self.negative_alpha
+            p = counts.astype(np.float64) ** self.negative_alpha
             p /= p.sum()
             neg_p = torch.from_numpy(p)
             # log of each item's chance to be among the candidates (targets are there anyway: ~0)
@@ -777,7 +816,8 @@ class SequenceRecommender(Recommender):
         return total / max(n, 1), n, timed_out
 
     @torch.inference_mode()
-    def _evaluate(self, net, va: _Batcher, k: int = 20) -> dict[str, float]:
+    def _evaluate(self, net, va: _Batcher, unseen: torch.Tensor | None = None, k: int = 20) -> dict[str, float]:
+        """Validation HR/MRR@k; ``unseen`` (bool per vocabulary item) items get no probability."""
         net.eval()
         lengths = np.array([len(s) for s in va.seqs])
         hits, rr, n = 0.0, 0.0, 0
@@ -785,6 +825,8 @@ class SequenceRecommender(Recommender):
         for idx in _token_batches(lengths, 2048, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
             p, sel = next_item_probs(net, items, x, lens, ev, tf, seg)
+            if unseen is not None:
+                p[:, unseen] = 0.0
             ranks = conservative_ranks(p, y.reshape(-1)[sel])
             hits += float((ranks <= k).sum())
             rr += float(torch.where(ranks <= k, 1.0 / ranks, torch.zeros_like(ranks)).sum())
@@ -792,7 +834,7 @@ class SequenceRecommender(Recommender):
         return {"hr": 100 * hits / max(n, 1), "mrr": 100 * rr / max(n, 1), "n": n}
 
     @torch.inference_mode()
-    def _evaluate_mixtures(self, net, va: _Batcher, rules, k: int = 20) -> list[dict[str, float]]:
+    def _evaluate_mixtures(self, net, va: _Batcher, rules, unseen: torch.Tensor, k: int = 20) -> list[dict[str, float]]:
         """Validation HR/MRR@k of ``(1 - w) network + w rules`` for every ``w`` in ``rules_weights``."""
         net.eval()
         lengths = np.array([len(s) for s in va.seqs])
@@ -802,6 +844,7 @@ class SequenceRecommender(Recommender):
         for idx in _token_batches(lengths, 1024, None):
             x, lens, y, ev, tf, seg = va.make(idx, drop_last=True)
             p, sel = next_item_probs(net, items, x, lens, ev, tf, seg)
+            p[:, unseen] = 0.0
             last = x.reshape(-1)[sel].numpy() - 1  # compact class of the last item (-1: unknown)
             pr = np.zeros(p.shape, dtype=np.float32)
             ok = last >= 0
@@ -819,21 +862,24 @@ class SequenceRecommender(Recommender):
             for j, wt in enumerate(weights)
         ]
 
-    def _train(self, net, params, tr, va, epochs, rng, deadline, init_best=None) -> dict[str, Any]:
+    def _train(self, net, params, tr, va, epochs, rng, deadline, counts, init_best=None) -> dict[str, Any]:
+        """Train with early stopping on ``va``; ``counts`` (per vocabulary item, in ``tr``) drive the
+        negative sampling, and items without any are left out of the validation rankings."""
         opt = Adam(net.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+        unseen = torch.from_numpy(counts == 0) if (counts == 0).any() else None
         history, best, best_state, best_epoch, bad = [], init_best, None, 0, 0
         if init_best is not None:  # continue training: keep the current weights unless validation improves
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         events, seconds = 0, 0.0
         for epoch in range(1, epochs + 1):
             t = time.perf_counter()
-            loss, n, timed_out = self._epoch(net, opt, tr, rng, deadline, int(params.get("n_negatives", 0)))
+            loss, n, timed_out = self._epoch(net, opt, tr, rng, deadline, int(params.get("n_negatives", 0)), counts)
             seconds += time.perf_counter() - t
             events += n
             opt.lr *= self.lr_decay
             row = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t}
             if va is not None:
-                row |= self._evaluate(net, va)
+                row |= self._evaluate(net, va, unseen)
             history.append(row)
             self._log(str(row))
             if va is None:
@@ -967,6 +1013,7 @@ class SequenceRecommender(Recommender):
             "chosen_params": self.chosen_params_,
             "best_epoch": self.best_epoch_,
             "rules_weight": self.rules_weight_,
+            "train_params": self._train_params,
         }
 
     def get_tensors(self) -> dict[str, np.ndarray]:
@@ -998,6 +1045,9 @@ class SequenceRecommender(Recommender):
             state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
             net.load_state_dict(state, strict=True)
             self.rules_weight_ = float(config.get("rules_weight", 0.0))
+            default = {"lr": self.lr, "weight_decay": self.weight_decay, "n_negatives": self.n_negatives}
+            self._train_params = default | dict(config.get("train_params", {}))
+            self.refit_targets_ = 0
             self.rules_ = None
             if "rules_indptr" in tensors:
                 import scipy.sparse as sp
@@ -1026,6 +1076,12 @@ class GRURecommender(SequenceRecommender):
 class LSTMRecommender(SequenceRecommender):
     name: ClassVar[str] = "lstm"
     default_cell: ClassVar[str] = "lstm"
+
+
+def _item_counts(data: SessionData, n_items: int) -> np.ndarray:
+    return np.bincount(
+        np.concatenate([s for s in data.sessions if len(s)] or [np.zeros(0, np.int64)]), minlength=n_items
+    )[:n_items]
 
 
 def _split(data: SessionData, cut: int, tail: bool = False) -> SessionData:

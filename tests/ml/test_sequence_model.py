@@ -234,3 +234,24 @@ def test_last_prefix_shortcut_matches_the_general_path(readout: str) -> None:
         last, _ = next_item_probs(m._net, items, x, lens, last_only=True)
     rows = torch.cumsum(lens, 0) - 1  # the last real prefix of each row among the selected positions
     torch.testing.assert_close(last, everywhere[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_training_continues_on_the_validation_split() -> None:
+    """The most recent sessions (the carved validation split) bring a new chain 16 -> 17 -> 18:
+    early stopping measures without it, then one pass over the split teaches it."""
+    recent = [np.array([16, 17, 18]) if i % 2 else s for i, s in enumerate(chains(40, seed=1).sessions)]
+    data = SessionData(chains(150).sessions + recent, n_items=20)
+    params = TINY | {"epochs": 6, "validation_fraction": 40 / 190, "mix_rules": False, "batch_tokens": 16}
+    kept_out = GRURecommender(seed=0, refit=False, **params).fit(data)
+    learnt = GRURecommender(seed=0, **params).fit(data)
+    assert kept_out.refit_targets_ == 0 and learnt.refit_targets_ == sum(len(s) - 1 for s in recent)
+    # the same early stopping (new items are left out of its rankings)
+    assert [r | {"seconds": 0} for r in learnt.history_] == [r | {"seconds": 0} for r in kept_out.history_]
+    before, after = kept_out.score_batch([np.array([16, 17])])[0], learnt.score_batch([np.array([16, 17])])[0]
+    assert before[18] < 0.05 and after.argmax() == 18 and after[18] > 0.25
+    assert learnt.recommend([5], k=1)[0][0] == 6  # the old chains are still known
+    # the same step by hand: a caller that chose something on the split first, then continues
+    by_hand = GRURecommender(seed=0, refit=False, **params)
+    by_hand.fit(SessionData(data.sessions[:150], 20), SessionData(data.sessions[150:], 20))
+    by_hand.continue_training(SessionData(data.sessions[150:], 20))
+    assert by_hand.recommend([16, 17], k=1)[0][0] == 18 and by_hand.refit_targets_ == learnt.refit_targets_
