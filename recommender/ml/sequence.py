@@ -728,23 +728,23 @@ class SequenceRecommender(Recommender):
         self._log(f"trained in {self.train_seconds_:.1f}s, {self.train_events_per_second_:.0f} targets/s")
         return self
 
-    def continue_training(self, data: SessionData, seed: int | None = None) -> Self:
+    def continue_training(self, data: SessionData, seed: int | None = None, lr: float | None = None) -> Self:
         """Learn from sessions ``fit`` did not train on, e.g. the validation split it stopped early
-        on: one pass at the ``refit`` learning rate (sequential rules, if mixed in, count them
-        too). Items outside the vocabulary are ignored. Nothing here can be validated, so a
+        on: one pass at learning rate ``lr`` (default: ``refit``'s; sequential rules, if mixed in,
+        count them too). Items outside the vocabulary are ignored. Nothing here can be validated, so a
         caller that chooses anything on ``data`` does so before calling this."""
         self._check_fitted()
         with torch_settings(self.num_threads, self.deterministic):
             torch.manual_seed(self.seed if seed is None else seed)
-            self._continue(data, np.random.default_rng(self.seed if seed is None else seed))
+            self._continue(data, np.random.default_rng(self.seed if seed is None else seed), lr)
             self._cache_inference()
         return self
 
-    def _continue(self, data: SessionData, rng) -> None:
+    def _continue(self, data: SessionData, rng, lr: float | None = None) -> None:
         batches = self._prepare(data, train=True)
         if not batches.seqs:
             return
-        net, params = self._net, self._train_params
+        net, params = self._net, self._train_params | ({} if lr is None else {"lr": lr})
         counts = np.expm1(self.popularity_.astype(np.float64))  # all events the model has seen
         opt = Adam(net.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
         _, n, _ = self._epoch(net, opt, batches, rng, None, int(params["n_negatives"]), counts)
