@@ -13,6 +13,8 @@ compared side by side:
 * ``val``: one pass over the validation sessions at the first, the best epoch's, or the
   geometric middle of the two learning rates (``refit``'s default is the middle);
 * ``val x2``: two passes at the middle learning rate;
+* ``recent 20 / 30 / 50 %``: one pass over that share of the most recent sessions (the
+  validation split is the first 10 %);
 * ``all``: one more pass over training + validation at the best epoch's learning rate.
 """
 
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ("val, best epoch's lr", inner_val, lr_best, 1),
         ("val, middle lr (refit default)", inner_val, lr_mid, 1),
         ("val x2, middle lr", inner_val, lr_mid, 2),
+        *[(f"recent {round(100 * f)} %, middle lr", validation_split(train, f)[1], lr_mid, 1) for f in (0.2, 0.3, 0.5)],
         ("all, best epoch's lr", train, lr_best, 1),
     ]
     rows = []

@@ -750,6 +750,7 @@ class SequenceRecommender(Recommender):
         _, n, _ = self._epoch(net, opt, batches, rng, None, int(params["n_negatives"]), counts)
         net.eval()
         self.refit_targets_ += n
+        self.chosen_params_["refit_targets"] = self.refit_targets_
         if self.rules_ is not None:
             self.rules_ = (self.rules_ + transition_rules(data.sessions, self.n_items_, self.rules_window)).tocsr()
         self._log(f"continued on {n} targets at lr {params['lr']:.2e}")
