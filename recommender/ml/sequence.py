@@ -624,6 +624,9 @@ class SequenceRecommender(Recommender):
         self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
         self.popularity_ = np.log1p(counts_all[self.active_items_]).astype(np.float32)
         train_counts = counts[self.active_items_]
+        # vocabulary items the network has not learnt (validation-only ones until it continues on
+        # them): their embeddings are still random, so they get no probability
+        self.untrained_ = train_counts == 0 if (train_counts == 0).any() else None
 
         tr = self._prepare(train, train=True)
         va = self._prepare_validation(validation) if validation is not None and len(validation) else None
@@ -750,6 +753,9 @@ class SequenceRecommender(Recommender):
         _, n, _ = self._epoch(net, opt, batches, rng, None, int(params["n_negatives"]), counts)
         net.eval()
         self.refit_targets_ += n
+        if self.untrained_ is not None:
+            self.untrained_[np.concatenate([s[s > 0] for s in batches.seqs]) - 1] = False
+            self.untrained_ = self.untrained_ if self.untrained_.any() else None
         self.chosen_params_["refit_targets"] = self.refit_targets_
         if self.rules_ is not None:
             self.rules_ = (self.rules_ + transition_rules(data.sessions, self.n_items_, self.rules_window)).tocsr()
@@ -953,6 +959,8 @@ class SequenceRecommender(Recommender):
             lt = torch.from_numpy(lens.clip(min=1))
             p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
         p = p.numpy()
+        if self.untrained_ is not None:
+            p[:, self.untrained_] = 0.0
         empty = lens == 0
         if empty.any():  # no known item in the history: fall back to popularity
             p[empty] = self.popularity_ / max(float(self.popularity_.sum()), 1e-12)
@@ -1023,6 +1031,8 @@ class SequenceRecommender(Recommender):
         out["active_items"] = self.active_items_
         out["n_items"] = np.array([self.n_items_], dtype=np.int64)  # cross-checked against config.json
         out["popularity"] = self.popularity_
+        if self.untrained_ is not None:
+            out["untrained"] = self.untrained_.astype(np.uint8)
         if self.rules_ is not None:
             out["rules_indptr"] = self.rules_.indptr.astype(np.int64)
             out["rules_indices"] = self.rules_.indices.astype(np.int32)
@@ -1049,6 +1059,10 @@ class SequenceRecommender(Recommender):
             default = {"lr": self.lr, "weight_decay": self.weight_decay, "n_negatives": self.n_negatives}
             self._train_params = default | dict(config.get("train_params", {}))
             self.refit_targets_ = 0
+            untrained = tensors.get("untrained")
+            self.untrained_ = None if untrained is None else np.asarray(untrained).astype(bool).reshape(-1)
+            if self.untrained_ is not None and len(self.untrained_) != self.n_vocab_:
+                raise ValueError("untrained mask does not fit the vocabulary")
             self.rules_ = None
             if "rules_indptr" in tensors:
                 import scipy.sparse as sp

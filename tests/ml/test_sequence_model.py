@@ -236,7 +236,7 @@ def test_last_prefix_shortcut_matches_the_general_path(readout: str) -> None:
     torch.testing.assert_close(last, everywhere[rows], rtol=1e-5, atol=1e-6)
 
 
-def test_training_continues_on_the_validation_split() -> None:
+def test_training_continues_on_the_validation_split(tmp_path) -> None:
     """The most recent sessions (the carved validation split) bring a new chain 16 -> 17 -> 18:
     early stopping measures without it, then one pass over the split teaches it."""
     recent = [np.array([16, 17, 18]) if i % 2 else s for i, s in enumerate(chains(40, seed=1).sessions)]
@@ -249,6 +249,10 @@ def test_training_continues_on_the_validation_split() -> None:
     assert [r | {"seconds": 0} for r in learnt.history_] == [r | {"seconds": 0} for r in kept_out.history_]
     before, after = kept_out.score_batch([np.array([16, 17])])[0], learnt.score_batch([np.array([16, 17])])[0]
     assert before[18] < 0.05 and after.argmax() == 18 and after[18] > 0.25
+    # items never learnt (random embeddings) are never recommended, also after a save / load
+    assert kept_out.score_batch([np.array([4])])[0, 16:19].max() == 0 and learnt.untrained_ is None
+    loaded = GRURecommender.load(kept_out.save(tmp_path / "kept_out"))
+    np.testing.assert_array_equal(loaded.untrained_, kept_out.untrained_)
     assert learnt.recommend([5], k=1)[0][0] == 6  # the old chains are still known
     # the same step by hand: a caller that chose something on the split first, then continues
     by_hand = GRURecommender(seed=0, refit=False, **params)
