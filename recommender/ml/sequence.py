@@ -411,7 +411,7 @@ class SequenceRecommender(Recommender):
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         batch_tokens: int = 512,
-        epochs: int = 20,
+        epochs: int = 12,
         patience: int = 2,
         lr_decay: float = 0.8,
         n_negatives: int = 2048,
