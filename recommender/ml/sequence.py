@@ -959,8 +959,11 @@ class SequenceRecommender(Recommender):
             lt = torch.from_numpy(lens.clip(min=1))
             p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
         p = p.numpy()
-        if self.untrained_ is not None:
-            p[:, self.untrained_] = 0.0
+        if self.untrained_ is not None:  # no explore mass for them; a repeat of one in the history stays
+            in_history = np.zeros(p.shape, dtype=bool)
+            rows, cols = np.nonzero(x.numpy())
+            in_history[rows, x.numpy()[rows, cols] - 1] = True
+            p[self.untrained_[None, :] & ~in_history] = 0.0
         empty = lens == 0
         if empty.any():  # no known item in the history: fall back to popularity
             p[empty] = self.popularity_ / max(float(self.popularity_.sum()), 1e-12)

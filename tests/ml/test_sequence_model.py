@@ -249,8 +249,9 @@ def test_training_continues_on_the_validation_split(tmp_path) -> None:
     assert [r | {"seconds": 0} for r in learnt.history_] == [r | {"seconds": 0} for r in kept_out.history_]
     before, after = kept_out.score_batch([np.array([16, 17])])[0], learnt.score_batch([np.array([16, 17])])[0]
     assert before[18] < 0.05 and after.argmax() == 18 and after[18] > 0.25
-    # items never learnt (random embeddings) are never recommended, also after a save / load
+    # items never learnt (random embeddings) are not recommended unless viewed, also after a save / load
     assert kept_out.score_batch([np.array([4])])[0, 16:19].max() == 0 and learnt.untrained_ is None
+    assert kept_out.score_batch([np.array([4, 16])])[0, 16] > 0  # returning to one stays possible
     loaded = GRURecommender.load(kept_out.save(tmp_path / "kept_out"))
     np.testing.assert_array_equal(loaded.untrained_, kept_out.untrained_)
     assert learnt.recommend([5], k=1)[0][0] == 6  # the old chains are still known
