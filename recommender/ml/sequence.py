@@ -626,7 +626,8 @@ class SequenceRecommender(Recommender):
         train_counts = counts[self.active_items_]
         # vocabulary items the network has not learnt (validation-only ones until it continues on
         # them): their embeddings are still random, so they get no probability
-        self.untrained_ = train_counts == 0 if (train_counts == 0).any() else None
+        unseen = train_counts == 0
+        self.untrained_ = unseen.copy() if unseen.any() else None
 
         tr = self._prepare(train, train=True)
         va = self._prepare_validation(validation) if validation is not None and len(validation) else None
@@ -704,8 +705,7 @@ class SequenceRecommender(Recommender):
             if va is not None:
                 active_rules = transition_rules(train.sessions, self.n_items_, self.rules_window)
                 active_rules = active_rules[self.active_items_][:, self.active_items_].tocsr()
-                unseen = torch.from_numpy(train_counts == 0)
-                self.rules_validation_ = self._evaluate_mixtures(net, va, active_rules, unseen)
+                self.rules_validation_ = self._evaluate_mixtures(net, va, active_rules, torch.from_numpy(unseen))
                 best = max(self.rules_validation_, key=lambda r: (r["mrr"] + r["hr"], -r["weight"]))
                 self.rules_weight_ = float(best["weight"])
                 self._log(f"rules mixture on validation: {self.rules_validation_}")
