@@ -5,12 +5,13 @@ their row maximum (so every component ranges over ``[0, 1]`` for every history) 
 with ``weights``. SR is precise about the very next item from the last click; V-SKNN uses the
 whole session and finds more candidates; item-kNN adds items that co-occur with the history.
 
-``blend`` (the recurrent network + sequential rules + V-SKNN): each component's scores are
+``blend`` (recurrent networks + sequential rules + V-SKNN + item-kNN): each component's scores are
 made a distribution over the items (clipped at 0, divided by their row sum; the network's
 scores already are probabilities) and mixed with weights that ``fit`` chooses on a validation
 split carved from the end of the training data. The network and the neighbourhood methods
 make different mistakes (the network generalises across sessions, V-SKNN remembers whole
-sessions, the rules the exact next click), so the mixture ranks better than each alone.
+sessions, the rules the exact next click, item-kNN items that co-occur with any item of the
+history), so the mixture ranks better than each alone.
 
 A component with weight 0 is skipped when scoring.
 """
@@ -210,13 +211,13 @@ class HybridRecommender(Recommender):
 
 class BlendRecommender(HybridRecommender):
     """``networks`` recurrent networks (``network``: ``"gru"`` or ``"lstm"``, different seeds, one
-    shared weight) mixed with the ``default_components`` (sequential rules and V-SKNN); the weights
+    shared weight) mixed with the ``default_components`` (sequential rules, V-SKNN, item-kNN); the weights
     are chosen on validation from :func:`weight_grid_for` unless ``weight_grid`` is given.
     ``component_params`` maps a model name to constructor overrides (``{"vsknn": {"k": 200},
     "gru": {"num_threads": 1}}``); ``components``, if given, replaces all of this."""
 
     name: ClassVar[str] = "blend"
-    default_components: ClassVar[list[list[Any]]] = [["sr", {}], ["vsknn", {"item_decay": 2.0}]]
+    default_components: ClassVar[list[list[Any]]] = DEFAULT_COMPONENTS
 
     def __init__(
         self,

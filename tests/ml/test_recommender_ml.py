@@ -439,7 +439,7 @@ def test_blend_networks_share_a_weight_and_differ_in_seed() -> None:
         [1.0, 1.0, 1.0, 1.0],
     ]
     blend = BlendRecommender(seed=5, time_budget=60.0, component_params={"vsknn": {"k": 7}, "gru": {"epochs": 1}})
-    assert [c[0] for c in blend.components] == ["gru", "gru", "sr", "vsknn"]
+    assert [c[0] for c in blend.components] == ["gru", "gru", "sr", "vsknn", "itemknn"]
     nets = blend._build()[:2]
     assert [n.seed for n in nets] == [5, 6] and [n.time_budget for n in nets] == [30.0, 30.0]
     assert all(n.epochs == 1 and not n.mix_rules for n in nets)
