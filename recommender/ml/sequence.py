@@ -10,8 +10,9 @@ input (tied weights).
 Training follows the NARM / SR-GNN protocol: every prefix of every training
 session is an example. Because the encoder is causal, one forward pass over a
 session yields the representation of all its prefixes, so a session of length
-``L`` gives ``L - 1`` examples for the price of one pass. The loss is the full
-softmax cross-entropy over every item seen in training. Early stopping uses a
+``L`` gives ``L - 1`` examples for the price of one pass. The loss is softmax
+cross-entropy over the catalogue (sampled, logQ-corrected, on large catalogues; see
+``n_negatives``). Early stopping uses a
 validation split carved from the *end* of the training data (the sessions are
 assumed to be in time order), and a small hyperparameter search can be run on
 that split within a time budget.
