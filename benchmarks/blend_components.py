@@ -44,7 +44,8 @@ PER_LENGTH_SET = "2 GRU + sr + vsknn (blend until this round)"
 LENGTH_EDGES = [2, 3, 5, 9]  # buckets 1, 2, 3-4, 5-8, 9+
 
 
-def fit_parts(data, seed: int, network_minutes: float) -> tuple[dict, object, object]:
+def fit_parts(data, seed: int, network_minutes: float) -> tuple[dict, object]:
+    """The parts fitted on the training split, and the validation split."""
     train, validation = validation_split(data.train, 0.1)
     parts = {}
     for name, cell, s in (("gru0", "gru", seed), ("gru1", "gru", seed + 1), ("lstm0", "lstm", seed)):
@@ -57,7 +58,7 @@ def fit_parts(data, seed: int, network_minutes: float) -> tuple[dict, object, ob
         params |= tune(name, data, 600.0, 0.1, {})["params"]
         parts[name] = get_model_class(name)(**params).fit(train)
         print(f"{name}: {params}", flush=True)
-    return parts, train, validation
+    return parts, validation
 
 
 def score_sets(parts: dict, cases) -> dict[str, dict]:
@@ -102,6 +103,18 @@ def cross_halves(hit: np.ndarray, rr: np.ndarray, groups: np.ndarray | None = No
     return 100 * hit[used, cases].mean(), 100 * rr[used, cases].mean(), used
 
 
+def _row(label: str, hit: np.ndarray, used: np.ndarray, repeat: np.ndarray, hr: float, mrr: float, weights) -> dict:
+    hit_used = hit[used, np.arange(len(used))]
+    return {
+        "parts": label,
+        "hr@20": hr,
+        "mrr@20": mrr,
+        "hr@20 repeat": 100 * hit_used[repeat].mean(),
+        "hr@20 new": 100 * hit_used[~repeat].mean(),
+        "weights": weights,
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data_dir")
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
 
     data = load_srgnn_folder(args.data_dir)
-    parts, _, validation = fit_parts(data, args.seed, args.network_minutes)
+    parts, validation = fit_parts(data, args.seed, args.network_minutes)
     cases = validation_cases(validation, args.max_cases)
     repeat = np.array([label in set(p.tolist()) for p, label in zip(cases.prefixes, cases.labels, strict=True)])
     results = score_sets(parts, cases)
@@ -120,31 +133,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for label, res in results.items():
         hr, mrr, used = cross_halves(res["hit"], res["rr"])
         chosen = sorted({tuple(res["grid"][j].tolist()) for j in np.unique(used)})
-        hit_used = res["hit"][used, np.arange(len(used))]
-        rows.append(
-            {
-                "parts": label,
-                "hr@20": hr,
-                "mrr@20": mrr,
-                "hr@20 repeat": 100 * hit_used[repeat].mean(),
-                "hr@20 new": 100 * hit_used[~repeat].mean(),
-                "weights": [list(c) for c in chosen],
-            }
-        )
+        rows.append(_row(label, res["hit"], used, repeat, hr, mrr, [list(c) for c in chosen]))
         if label == PER_LENGTH_SET:
             lengths = np.digitize([len(p) for p in cases.prefixes], LENGTH_EDGES)
             hr, mrr, used = cross_halves(res["hit"], res["rr"], lengths)
-            hit_used = res["hit"][used, np.arange(len(used))]
-            rows.append(
-                {
-                    "parts": f"{label}, per history length",
-                    "hr@20": hr,
-                    "mrr@20": mrr,
-                    "hr@20 repeat": 100 * hit_used[repeat].mean(),
-                    "hr@20 new": 100 * hit_used[~repeat].mean(),
-                    "weights": [],
-                }
-            )
+            rows.append(_row(f"{label}, per history length", res["hit"], used, repeat, hr, mrr, []))
     name = Path(args.data_dir).name
     print(f"\n{name}, seed {args.seed}: {len(cases)} validation cases ({100 * repeat.mean():.1f} % repeats)\n")
     print("| parts | HR@20 | MRR@20 | HR@20 repeat | HR@20 new | weights chosen |\n|---|---|---|---|---|---|")

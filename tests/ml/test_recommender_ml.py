@@ -393,6 +393,21 @@ def test_next_item_benchmark_runs_on_a_tiny_folder(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "r.json").read_text())["table"].startswith("| model |")
 
 
+def test_blend_components_choose_on_one_half_and_score_on_the_other() -> None:
+    from benchmarks.blend_components import cross_halves
+
+    # candidate 0 hits the even cases, candidate 1 the odd ones: each half picks the candidate
+    # that is right on it, which is then wrong on the other half
+    hit = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], dtype=bool)
+    rr = hit / 2.0
+    hr, mrr, used = cross_halves(hit, rr)
+    assert (hr, mrr) == (0.0, 0.0) and used.tolist() == [1, 0, 1, 0]
+    # with a group per case pair the same thing happens inside each group
+    both = np.array([[1, 1, 1, 0], [0, 0, 1, 1]], dtype=bool)
+    hr, mrr, used = cross_halves(both, both / 1.0, np.array([0, 0, 1, 1]))
+    assert used.tolist() == [0, 0, 1, 0] and hr == pytest.approx(100 * 3 / 4) and mrr == pytest.approx(100 * 3 / 4)
+
+
 def test_blend_chooses_weights_on_validation(tmp_path: Path) -> None:
     from recommender.ml.hybrid import BlendRecommender, normalise_scores
 
