@@ -628,7 +628,7 @@ class SequenceRecommender(Recommender):
         # vocabulary items the network has not learnt (validation-only ones until it continues on
         # them): their embeddings are still random, so they get no probability
         unseen = train_counts == 0
-        self.untrained_ = unseen.copy() if unseen.any() else None
+        self.untrained_ = unseen.copy() if unseen.any() else None  # continuing clears it in place
 
         tr = self._prepare(train, train=True)
         va = self._prepare_validation(validation) if validation is not None and len(validation) else None
@@ -961,9 +961,10 @@ class SequenceRecommender(Recommender):
             p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
         p = p.numpy()
         if self.untrained_ is not None:  # no explore mass for them; a repeat of one in the history stays
+            xs = x.numpy()
             in_history = np.zeros(p.shape, dtype=bool)
-            rows, cols = np.nonzero(x.numpy())
-            in_history[rows, x.numpy()[rows, cols] - 1] = True
+            rows, cols = np.nonzero(xs)
+            in_history[rows, xs[rows, cols] - 1] = True
             p[self.untrained_[None, :] & ~in_history] = 0.0
         empty = lens == 0
         if empty.any():  # no known item in the history: fall back to popularity
