@@ -237,6 +237,21 @@ class BetaGeoModel:
     min_repeat_customers: int = 2
     max_fit_rows: int | None = 200_000
     random_state: int = 0
+    #: length in days of the time unit of recency, T and every horizon (7 = weeks, 1 = days).
+    #: :func:`customer_lifetime_value` reads it, so a model fitted in days cannot be valued in weeks.
+    days_per_unit: float = 7.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.days_per_unit, int | float) and self.days_per_unit > 0):
+            raise ValueError(f"days_per_unit must be a positive number of days, not {self.days_per_unit!r}")
+
+    @classmethod
+    def for_summary(cls, summary: pd.DataFrame, **kwargs: object) -> BetaGeoModel:
+        """A model in the time unit of a :func:`summarise_transactions` frame (``summary.attrs``)."""
+        unit = summary.attrs.get("days_per_unit")
+        if unit is None:
+            raise ValueError("the summary does not say its time unit; build it with summarise_transactions")
+        return cls(days_per_unit=float(unit), **kwargs)  # type: ignore[arg-type]
 
     def fit(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
@@ -333,6 +348,27 @@ class BetaGeoModel:
             return self._unconditional_part(float(t), ux, ut)[codes] / denominator
         t_arr = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
         return np.where(t_arr > 0, self._unconditional_part(np.maximum(t_arr, 0.0), x, big_t) / denominator, 0.0)
+
+    def probability_no_purchase(
+        self, t: float | ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> np.ndarray:
+        """P(no purchase in (T, T + t] | x, t_x, T): a churn probability for every customer.
+
+        Dropped out, or still active with no purchase in the next ``t`` units::
+
+            1 - P(alive) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)
+
+        (given active, the purchase rate is Gamma(r + x, alpha + T) a posteriori).
+        Unlike :meth:`probability_alive`, it is below 1 for one-time buyers too.
+        """
+        x, t_x, big_t = _check_rft(frequency, recency, T)
+        r, alpha, _a, _b = self._p()
+        t_arr = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
+        if np.any(t_arr < 0):
+            raise ValueError("t must be >= 0")
+        alive = 1.0 / (1.0 + np.exp(self._log_dropout_odds(x, t_x, big_t)))
+        quiet = np.exp((r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t_arr)))
+        return 1.0 - alive + alive * quiet
 
     def expected_purchases_new_customer(self, t: float | ArrayLike) -> np.ndarray:
         """E[X(t)] for a customer just acquired (FHL 2005, eq. 9)."""
@@ -465,7 +501,7 @@ def customer_lifetime_value(
     monetary: ArrayLike,
     *,
     months: int = 12,
-    days_per_unit: float = 7.0,
+    days_per_unit: float | None = None,
     monthly_discount_rate: float = 0.0,
 ) -> np.ndarray:
     """Predicted value of each customer over the next ``months`` months.
@@ -473,11 +509,22 @@ def customer_lifetime_value(
     Expected repeat transactions per month (BG/NBD) x expected spend per
     transaction (Gamma-Gamma, or ``monetary`` itself when ``gamma_gamma`` is
     None - the fallback when Gamma-Gamma could not be fitted), each month
-    discounted by ``(1 + monthly_discount_rate) ** month``. ``days_per_unit``
-    is the length of the time unit of recency and T (7 for weeks, 1 for days).
+    discounted by ``(1 + monthly_discount_rate) ** month``.
+
+    The time unit of recency and T is the model's own ``bgnbd.days_per_unit``
+    (7 for weeks, 1 for days). ``days_per_unit`` may be passed to state it
+    once more; a value that differs from the model's raises ``ValueError``
+    instead of silently scaling the months by the wrong factor.
     """
     if months < 1:
         raise ValueError("months must be >= 1")
+    model_unit = float(getattr(bgnbd, "days_per_unit", 7.0))
+    if days_per_unit is not None and abs(float(days_per_unit) - model_unit) > 1e-9:
+        raise ValueError(
+            f"days_per_unit={days_per_unit} disagrees with the model's time unit ({model_unit} days); "
+            "fit the model with BetaGeoModel(days_per_unit=...) in the unit of recency and T"
+        )
+    days_per_unit = model_unit
     x, t_x, big_t = _check_rft(frequency, recency, T)
     m = _as_1d("monetary", monetary)
     spend = gamma_gamma.expected_average_spend(x, m) if gamma_gamma is not None else np.clip(m, 0, None)
@@ -552,6 +599,7 @@ def summarise_transactions(
         }
     )
     out.index.name = customer_col
+    out.attrs["days_per_unit"] = float(days_per_unit)
     if holdout_end is not None:
         hold_end = pd.Timestamp(holdout_end).normalize()
         hold = daily[(daily[date_col] > cal_end) & (daily[date_col] <= hold_end)]
