@@ -97,6 +97,8 @@ class AbstractCustomerSegment(models.Model):
         _("predicted value (12 months)"), max_digits=14, decimal_places=2, null=True, blank=True
     )
     overdue_gaps = models.FloatField(_("overdue (typical gaps)"), null=True, blank=True)
+    # P(no purchase over the predicted value's horizon), from the run's chosen forecast model
+    churn_probability = models.FloatField(_("churn probability"), null=True, blank=True)
     churn_p_alive = models.BooleanField(_("low probability active"), default=False)
     churn_overdue = models.BooleanField(_("overdue"), default=False)
     churn_risk = models.BooleanField(_("churn risk"), default=False)

@@ -50,7 +50,21 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
                     id="segmentation.E005",
                 )
             )
-    for key in ("CHURN_P_ALIVE_BELOW",):
+    from segmentation.ml.forecast import CANDIDATES
+
+    model = app_settings.FORECAST_MODEL
+    unknown = [c for c in app_settings.FORECAST_CANDIDATES if c not in CANDIDATES]
+    if unknown or (model != "auto" and model not in CANDIDATES) or app_settings.BACKTEST_MONTHS < 1:
+        errors.append(
+            checks.Error(
+                f"{SETTINGS_NAME}: FORECAST_MODEL={model!r}, "
+                f"FORECAST_CANDIDATES={list(app_settings.FORECAST_CANDIDATES)!r}, "
+                f"BACKTEST_MONTHS={app_settings.BACKTEST_MONTHS!r}: unknown model or months < 1.",
+                hint=f'FORECAST_MODEL is "auto" or one of {sorted(CANDIDATES)}; candidates come from the same list.',
+                id="segmentation.E007",
+            )
+        )
+    for key in ("CHURN_P_ALIVE_BELOW", "CHURN_PROBABILITY_ABOVE"):
         value = getattr(app_settings, key)
         if not 0 <= value <= 1:
             errors.append(

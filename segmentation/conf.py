@@ -48,7 +48,16 @@ DEFAULTS: dict[str, Any] = {
     "CLV_PENALIZER": 0.001,
     "CLV_FIT_SAMPLE_SIZE": 50000,  # fit BG/NBD + Gamma-Gamma on a random sample; predict for all
     "CLV_MONTHLY_DISCOUNT_RATE": 0.0,
+    # Which forecast gives the predicted value and churn probability: "auto" takes the winner of
+    # the run's own backtest; or one of segmentation.ml.forecast.CANDIDATES
+    "FORECAST_MODEL": "auto",
+    "FORECAST_CANDIDATES": ["bgnbd", "last_period", "gbm_two_part", "gbm_poisson"],
+    # Backtest with every run: calibrate on all but the last N months of orders, predict those months
+    "BACKTEST_ENABLED": True,
+    "BACKTEST_MONTHS": 3,
+    "BACKTEST_MIN_CUSTOMERS": 50,  # fewer customers before the backtest cutoff: no backtest, BG/NBD is used
     # Churn risk
+    "CHURN_PROBABILITY_ABOVE": 0.5,  # flag customers whose P(no purchase in CLV_MONTHS) is above this
     "CHURN_P_ALIVE_BELOW": 0.5,  # flag customers whose probability of being active is below this
     "CHURN_OVERDUE_GAPS": 2.0,  # flag customers overdue by this many of their typical gaps
     # Storage and scheduling
@@ -78,6 +87,12 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "CLV_PENALIZER": (int, float),
     "CLV_FIT_SAMPLE_SIZE": int,
     "CLV_MONTHLY_DISCOUNT_RATE": (int, float),
+    "FORECAST_MODEL": str,
+    "FORECAST_CANDIDATES": (list, tuple),
+    "BACKTEST_ENABLED": bool,
+    "BACKTEST_MONTHS": int,
+    "BACKTEST_MIN_CUSTOMERS": int,
+    "CHURN_PROBABILITY_ABOVE": (int, float),
     "CHURN_P_ALIVE_BELOW": (int, float),
     "CHURN_OVERDUE_GAPS": (int, float),
     "BATCH_SIZE": int,

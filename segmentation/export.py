@@ -27,6 +27,7 @@ CSV_FIELDS = (
     ("expected_purchases_90d", "expected_purchases_90d"),
     ("predicted_value_12m", "predicted_value_12m"),
     ("overdue_gaps", "overdue_gaps"),
+    ("churn_probability", "churn_probability"),
     ("churn_risk", "churn_risk"),
 )
 

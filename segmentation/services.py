@@ -110,14 +110,9 @@ def counted_orders(as_of: date, using: str = "default") -> QuerySet:
     return qs.filter(Q(user__isnull=False) | ~Q(guest_email=""))
 
 
-def customer_rfm_queryset(as_of: date, using: str = "default") -> QuerySet:
-    """The ONE grouped query: a row per customer with last/first purchase, counts and net spend.
-
-    Columns: ``user_id``, ``guest`` (lower-cased guest email, ``""`` for registered
-    customers), ``last_order``, ``first_order``, ``n_orders``, ``n_days``, ``monetary``.
-    """
+def _net_spend(using: str) -> Any:
+    """An order's net spend in the default currency (refunds, credit notes and rates applied)."""
     rates = _rates()
-    qs = counted_orders(as_of, using).filter(currency__in=list(rates))
     total = F("total_incl_tax")
     Source = get_model("payment", "Source")
     if (
@@ -148,6 +143,17 @@ def customer_rfm_queryset(as_of: date, using: str = "default") -> QuerySet:
             default=net,
             output_field=MONEY,
         )
+    return net
+
+
+def customer_rfm_queryset(as_of: date, using: str = "default") -> QuerySet:
+    """The ONE grouped query: a row per customer with last/first purchase, counts and net spend.
+
+    Columns: ``user_id``, ``guest`` (lower-cased guest email, ``""`` for registered
+    customers), ``last_order``, ``first_order``, ``n_orders``, ``n_days``, ``monetary``.
+    """
+    qs = counted_orders(as_of, using).filter(currency__in=list(_rates()))
+    net = _net_spend(using)
     purchase = Q(total_incl_tax__gte=0)
     return (
         qs.annotate(guest=Case(When(user__isnull=True, then=Lower("guest_email")), default=Value("")))
@@ -258,6 +264,54 @@ def aggregate_customers(as_of: date, using: str = "default") -> tuple[pd.DataFra
     return out, info
 
 
+def order_day_log(as_of: date, using: str = "default") -> pd.DataFrame:
+    """The orders behind :func:`aggregate_customers`, one row per customer and day (a grouped query).
+
+    Columns as :func:`segmentation.ml.forecast.daily_log`: ``customer`` (the key of
+    :func:`customer_keys`), ``day`` (days since 1970-01-01, UTC), ``amount`` (net
+    spend that day) and ``purchase`` (the day had an order with a total >= 0).
+    """
+    from django.db.models.functions import TruncDate
+
+    qs = (
+        counted_orders(as_of, using)
+        .filter(currency__in=list(_rates()))
+        .annotate(
+            guest=Case(When(user__isnull=True, then=Lower("guest_email")), default=Value("")),
+            day=TruncDate("date_placed", tzinfo=UTC),
+        )
+        .values("user_id", "guest", "day")
+        .annotate(
+            amount=Sum(_net_spend(using), output_field=MONEY), purchases=Count("id", filter=Q(total_incl_tax__gte=0))
+        )
+        .order_by()
+    )
+    rows = list(qs.values_list("user_id", "guest", "day", "amount", "purchases"))
+    if not rows:
+        return pd.DataFrame({"customer": [], "day": [], "amount": [], "purchase": []})
+    frame = pd.DataFrame.from_records(rows, columns=["user_id", "guest", "day", "amount", "purchases"])
+    frame["user_id"] = frame["user_id"].astype("float64")
+    days = (pd.to_datetime(frame["day"]) - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
+    out = pd.DataFrame(
+        {
+            "customer": customer_keys(frame),
+            "day": days.astype(np.int64).to_numpy(),
+            "amount": frame["amount"].astype(float).to_numpy(),
+            "purchase": frame["purchases"].to_numpy() > 0,
+        }
+    )
+    return out.sort_values(["customer", "day"], kind="stable").reset_index(drop=True)
+
+
+def customer_keys(df: pd.DataFrame) -> np.ndarray:
+    """One string per customer: ``u<user id>`` or ``g<guest email>`` (joins the log to the run's rows)."""
+    uid = df["user_id"].to_numpy(dtype=float)
+    guest = df["guest"].fillna("").astype(str).to_numpy()
+    has_user = np.isfinite(uid)
+    users = np.char.add("u", np.where(has_user, uid, 0).astype(np.int64).astype(str))
+    return np.where(has_user, users, np.char.add("g", guest.astype(str))).astype(object)
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -302,6 +356,12 @@ def current_parameters() -> dict[str, Any]:
         "clv_penalizer": s.CLV_PENALIZER,
         "clv_fit_sample_size": s.CLV_FIT_SAMPLE_SIZE,
         "clv_monthly_discount_rate": s.CLV_MONTHLY_DISCOUNT_RATE,
+        "forecast_model": s.FORECAST_MODEL,
+        "forecast_candidates": list(s.FORECAST_CANDIDATES),
+        "backtest_enabled": s.BACKTEST_ENABLED,
+        "backtest_months": s.BACKTEST_MONTHS,
+        "backtest_min_customers": s.BACKTEST_MIN_CUSTOMERS,
+        "churn_probability_above": s.CHURN_PROBABILITY_ABOVE,
         "churn_p_alive_below": s.CHURN_P_ALIVE_BELOW,
         "churn_overdue_gaps": s.CHURN_OVERDUE_GAPS,
     }
@@ -358,8 +418,63 @@ class Segmenter:
         }
         return int(clusterer.n_clusters_), _finite_or_none(sil) if sil is not None else None
 
-    def predict(self, df: pd.DataFrame, summary: dict[str, Any]) -> None:
-        """BG/NBD + Gamma-Gamma predicted value and churn flags; null fields with a reason on failure."""
+    def horizon_days(self) -> int:
+        from segmentation.ml.clv import DAYS_PER_MONTH
+
+        return round(self.p["clv_months"] * DAYS_PER_MONTH)
+
+    def choose_forecast(self, log: pd.DataFrame | None, end_day: int, summary: dict[str, Any]) -> str:
+        """The forecast model for this run: the winner of the backtest on the shop's own orders
+        (``FORECAST_MODEL = "auto"``) or the configured one; the backtest goes to ``summary``."""
+        from segmentation.ml.backtest import backtest
+        from segmentation.ml.clv import DAYS_PER_MONTH, CLVFitError, InsufficientDataError
+
+        configured = self.p.get("forecast_model", "auto")
+        candidates = list(self.p.get("forecast_candidates") or [])
+        bt: dict[str, Any] = {"status": "skipped", "message": ""}
+        summary["backtest"] = bt
+        if not self.p.get("backtest_enabled", True):
+            bt["message"] = "switched off (SEGMENTATION['BACKTEST_ENABLED'] = False)"
+        elif log is None or log.empty:
+            bt["message"] = "no orders"
+        else:
+            horizon = round(self.p["backtest_months"] * DAYS_PER_MONTH)
+            cutoff = end_day - horizon
+            known = log.loc[(log["day"] < cutoff) & log["purchase"], "customer"].nunique()
+            if known < self.p.get("backtest_min_customers", 50):
+                bt["message"] = (
+                    f"{known} customers bought before {_day_iso(cutoff)}, fewer than "
+                    f"BACKTEST_MIN_CUSTOMERS = {self.p.get('backtest_min_customers', 50)}"
+                )
+            else:
+                try:
+                    result = backtest(log, cutoff, horizon, candidates, random_state=self.p["random_state"])
+                    bt.update(_json_safe(result))
+                    bt["status"] = "done"
+                    bt["cutoff"] = _day_iso(cutoff)
+                    bt["end"] = _day_iso(end_day)
+                except (InsufficientDataError, CLVFitError, ValueError) as exc:
+                    bt["message"] = f"backtest failed: {exc}"
+        if configured != "auto":
+            summary["forecast_choice"] = f"set in SEGMENTATION['FORECAST_MODEL'] = {configured!r}"
+            return configured
+        if bt.get("winner"):
+            summary["forecast_choice"] = "won the backtest on this shop's orders"
+            return str(bt["winner"])
+        summary["forecast_choice"] = "BG/NBD + Gamma-Gamma (no backtest to choose by)"
+        return "bgnbd"
+
+    def predict(
+        self, df: pd.DataFrame, summary: dict[str, Any], log: pd.DataFrame | None = None, end_day: int | None = None
+    ) -> None:
+        """Predicted value and churn of every customer; null fields with a reason on failure.
+
+        BG/NBD + Gamma-Gamma always give probability active and expected purchases.
+        The predicted value and churn probability come from the forecast model
+        :meth:`choose_forecast` picks (``log`` is :func:`order_day_log`); when that
+        model cannot be fitted the BG/NBD figures are used and the run says so.
+        ``end_day`` is the day after the as-of date (day number, UTC).
+        """
         from segmentation.ml.clv import (
             BetaGeoModel,
             CLVFitError,
@@ -374,6 +489,7 @@ class Segmenter:
         df["p_alive"] = np.nan
         df["expected_purchases_90d"] = np.nan
         df["predicted_value_12m"] = np.nan
+        df["churn_probability"] = np.nan
         week = 7.0
         x = (df["n_days"].to_numpy(dtype=float) - 1).clip(min=0)
         t_x = np.where(x > 0, (df["last_day"] - df["first_day"]).to_numpy(dtype=float), 0.0) / week
@@ -424,10 +540,16 @@ class Segmenter:
                 clv["message"] = gg_note
                 if not finite.all():
                     clv["message"] += f" {int((~finite).sum())} customers without a finite prediction were left empty."
+                df["churn_probability"] = np.where(
+                    finite, bg.probability_no_purchase(self.horizon_days() / week, x, t_x, big_t), np.nan
+                )
+                clv["model"] = "bgnbd"
             except (InsufficientDataError, CLVFitError, ValueError, FloatingPointError) as exc:
                 clv["status"] = "not fitted"
                 clv["message"] = f"predicted value not available: {exc}"
         summary["clv"] = clv
+        if clv["status"] == "fitted" and log is not None and not log.empty:
+            self._apply_forecast(df, log, int(end_day if end_day is not None else log["day"].max() + 1), summary, clv)
 
         # churn flags
         p_alive = df["p_alive"].to_numpy(dtype=float)
@@ -450,7 +572,59 @@ class Segmenter:
             df["churn_overdue"] = np.zeros(0, dtype=bool)
         df.loc[~np.isfinite(df["overdue_gaps"]), "overdue_gaps"] = np.nan
         df["churn_p_alive"] = low
-        df["churn_risk"] = low | df["churn_overdue"].to_numpy(dtype=bool)
+        # one model gives both the value and the churn probability, so the flag agrees with the
+        # forecast; without a probability the older rule (low P(active) or overdue) stands in
+        churn_p = df["churn_probability"].to_numpy(dtype=float)
+        has_prob = np.isfinite(churn_p)
+        old_rule = low | df["churn_overdue"].to_numpy(dtype=bool)
+        df["churn_risk"] = np.where(has_prob, np.nan_to_num(churn_p) > self.p["churn_probability_above"], old_rule)
+
+    def _apply_forecast(
+        self, df: pd.DataFrame, log: pd.DataFrame, end_day: int, summary: dict[str, Any], clv: dict[str, Any]
+    ) -> None:
+        """Replace the BG/NBD value and churn probability with the chosen model's, when it is another."""
+        from segmentation.ml.clv import CLVFitError, InsufficientDataError
+        from segmentation.ml.forecast import make_forecaster
+
+        chosen = self.choose_forecast(log, end_day, summary)
+        clv["model"] = "bgnbd"
+        if chosen == "bgnbd":
+            return
+        try:
+            fc = make_forecaster(chosen, self.p["random_state"]).fit_predict(log, end_day, self.horizon_days())
+        except (InsufficientDataError, CLVFitError, ValueError) as exc:
+            clv["message"] = (
+                clv.get("message", "") + f" {chosen} could not be fitted ({exc}); BG/NBD is used."
+            ).strip()
+            return
+        keys = customer_keys(df)
+        value = fc.value.reindex(keys).to_numpy(dtype=float)
+        ok = np.isfinite(value)
+        df["predicted_value_12m"] = np.where(ok, np.round(value, 2), df["predicted_value_12m"])
+        if fc.churn_probability is not None:
+            prob = fc.churn_probability.reindex(keys).to_numpy(dtype=float)
+            df["churn_probability"] = np.where(np.isfinite(prob), prob, df["churn_probability"])
+        clv["model"] = chosen
+        clv["notes"] = list(fc.notes)
+
+
+def _day_iso(day: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=int(day))).isoformat()
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: NaN and inf become None, NumPy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return _finite_or_none(value)
+    return value
 
 
 def _json_value(v: Any) -> Any:
@@ -518,6 +692,7 @@ MEMBERSHIP_FIELDS = (
     "expected_purchases_90d",
     "predicted_value_12m",
     "overdue_gaps",
+    "churn_probability",
     "churn_p_alive",
     "churn_overdue",
     "churn_risk",
@@ -542,6 +717,7 @@ def _membership_frame(df: pd.DataFrame, run_id: int) -> pd.DataFrame:
             "expected_purchases_90d": df["expected_purchases_90d"].to_numpy(dtype=float),
             "predicted_value_12m": df["predicted_value_12m"].to_numpy(dtype=float),
             "overdue_gaps": df["overdue_gaps"].to_numpy(dtype=float),
+            "churn_probability": df["churn_probability"].to_numpy(dtype=float),
             "churn_p_alive": df["churn_p_alive"].to_numpy(dtype=bool),
             "churn_overdue": df["churn_overdue"].to_numpy(dtype=bool),
             "churn_risk": df["churn_risk"].to_numpy(dtype=bool),
@@ -666,7 +842,8 @@ def run_segmentation(
         t = stage("score", t)
         k, silhouette = seg.cluster(df, summary)
         t = stage("cluster", t)
-        seg.predict(df, summary)
+        log = order_day_log(as_of, using) if params["clv_enabled"] else None
+        seg.predict(df, summary, log, end_day=int(as_of_bounds(as_of)[0].timestamp() // 86400))
         t = stage("predict", t)
         counts = summarise(df, summary)
         written = write_memberships(run, df, using)
