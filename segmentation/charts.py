@@ -44,14 +44,21 @@ def segment_sizes(segments: Sequence[dict[str, Any]]) -> str:
     return _svg(fig)
 
 
+def text_colour(value: float, top: float) -> str:
+    """Readable text on a cell of the "Blues" map: white where the cell is darker than its middle."""
+    return "white" if top > 0 and value > 0.5 * top else "black"
+
+
 def rf_heatmap(heat: Sequence[Sequence[int]]) -> str:
     if not heat or not any(any(row) for row in heat):
         return _empty("No customers yet")
     fig, ax = plt.subplots(figsize=(4.6, 4))
     img = ax.imshow(heat, origin="lower", cmap="Blues")
+    top = max(max(row) for row in heat)
     for r, row in enumerate(heat):
         for f, v in enumerate(row):
-            ax.text(f, r, f"{v:,}", ha="center", va="center", fontsize=7, color="black")
+            # white on the dark half of the colour scale, black on the light half
+            ax.text(f, r, f"{v:,}", ha="center", va="center", fontsize=7, color=text_colour(v, top))
     ax.set_xticks(range(5), [str(i) for i in range(1, 6)])
     ax.set_yticks(range(5), [str(i) for i in range(1, 6)])
     ax.set_xlabel("F score (orders)")
@@ -89,5 +96,28 @@ def churn_over_runs(points: Sequence[tuple[str, float]]) -> str:
     ax.set_ylabel("% at churn risk")
     ax.set_ylim(bottom=0)
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def backtest_deciles(backtest: dict[str, Any]) -> str:
+    """Mean predicted against mean actual value per decile of prediction, one line per candidate."""
+    candidates = (backtest or {}).get("candidates") or {}
+    if not candidates:
+        return _empty("No backtest yet")
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for i, (name, metrics) in enumerate(sorted(candidates.items())):
+        deciles = metrics.get("deciles") or []
+        xs = [d["decile"] for d in deciles]
+        ratio = [d["ratio"] if d.get("ratio") is not None else float("nan") for d in deciles]
+        width = 3 if name == backtest.get("winner") else 1.2
+        ax.plot(xs, ratio, marker="o", lw=width, color=PALETTE[i % len(PALETTE)], label=name)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axhspan(0.75, 1.25, color="#2ca02c", alpha=0.08)
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of predicted value (1 = lowest)")
+    ax.set_ylabel("predicted / actual")
+    ax.legend(fontsize=7, loc="best")
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)

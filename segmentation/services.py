@@ -405,6 +405,12 @@ class Segmenter:
         summary["clusters"] = [{k: _json_value(v) for k, v in row.items()} for row in clusters]
         summary["silhouette_by_k"] = {str(k): _finite_or_none(v) for k, v in clusterer.silhouette_scores_.items()}
         summary["cluster_note"] = clusterer.degenerate_reason_ or ""
+        # enough to place a new customer in a cluster (see what_if): scaling and centres
+        summary["cluster_model"] = {
+            "mean": [float(v) for v in clusterer.mean_],
+            "scale": [float(v) for v in clusterer.scale_],
+            "centers": np.asarray(clusterer.cluster_centers_, dtype=float).round(6).tolist(),
+        }
         n = len(df)
         rng = np.random.default_rng(self.p["random_state"])
         idx = np.sort(rng.choice(n, SCATTER_POINTS, replace=False)) if n > SCATTER_POINTS else np.arange(n)
@@ -654,6 +660,7 @@ def summarise(df: pd.DataFrame, summary: dict[str, Any]) -> dict[str, int]:
             mean_f=("f_score", "mean"),
             mean_m=("m_score", "mean"),
             mean_predicted_value=("predicted_value_12m", "mean"),
+            mean_churn_probability=("churn_probability", "mean"),
             churn_risk=("churn_risk", "mean"),
         ).sort_values("customers", ascending=False)
         for name, row in agg.iterrows():
@@ -668,10 +675,37 @@ def summarise(df: pd.DataFrame, summary: dict[str, Any]) -> dict[str, int]:
     if n:
         np.add.at(heat, (df["r_score"].to_numpy(dtype=int) - 1, df["f_score"].to_numpy(dtype=int) - 1), 1)
     summary["heatmap_rf"] = heat.tolist()
+    summary["heatmap_notes"] = _heatmap_notes(df) if n else []
+    summary["forecast_disagreements"] = forecast_disagreements(segments)
     summary["churn_share"] = float(df["churn_risk"].mean()) if n else None
     summary["revenue"] = round(total_revenue, 2)
     summary["guests"] = int((df["guest"] != "").sum()) if n else 0
     return {s["segment"]: s["customers"] for s in segments}
+
+
+def _heatmap_notes(df: pd.DataFrame) -> list[str]:
+    from segmentation.ml.rfm import empty_score_reasons
+
+    return empty_score_reasons(
+        df["recency_days"].to_numpy(dtype=float), df["r_score"].to_numpy(), letter="R", unit="days since the last order"
+    ) + empty_score_reasons(
+        df["frequency"].to_numpy(dtype=float), df["f_score"].to_numpy(), letter="F", unit="number of orders"
+    )
+
+
+def forecast_disagreements(segments: list[dict[str, Any]], at_risk_share: float = 0.9) -> list[str]:
+    """Segments nearly all at churn risk yet forecast to spend more than they ever did (should be none)."""
+    out = []
+    for s in segments:
+        risk, value, spent = s.get("churn_risk"), s.get("mean_predicted_value"), s.get("mean_monetary")
+        if risk is None or value is None or spent is None:
+            continue
+        if risk >= at_risk_share and value > max(spent, 0.0):
+            out.append(
+                f"{s['segment']}: {100 * risk:.0f} % at churn risk, but forecast to spend {value:,.2f} "
+                f"against {spent:,.2f} so far"
+            )
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -1017,6 +1051,55 @@ def transition_matrix(from_run: Any, to_run: Any) -> dict[str, Any]:
     }
     cache.set(key, result, 24 * 3600)
     return result
+
+
+def what_if(run: Any, recency_days: int, frequency: int, monetary: Decimal) -> dict[str, Any]:
+    """Scores, segment and cluster a customer with these figures would get in ``run``.
+
+    Scored against the run's customers exactly as the run scored them (one
+    aggregate query counting worse and equal values per dimension), segmented
+    with the run's rule table and placed at the nearest of the run's cluster
+    centres. ``cluster`` is None for runs stored before centres were kept.
+    """
+    from segmentation.ml.clustering import rfm_features
+    from segmentation.ml.rfm import assign_segments, score_against
+    from segmentation.models import CustomerSegment
+
+    m = Decimal(monetary)
+    counts = CustomerSegment.objects.filter(run=run).aggregate(
+        n=Count("pk"),
+        r_worse=Count("pk", filter=Q(recency_days__gt=recency_days)),
+        r_equal=Count("pk", filter=Q(recency_days=recency_days)),
+        f_worse=Count("pk", filter=Q(frequency__lt=frequency)),
+        f_equal=Count("pk", filter=Q(frequency=frequency)),
+        m_worse=Count("pk", filter=Q(monetary__lt=m)),
+        m_equal=Count("pk", filter=Q(monetary=m)),
+    )
+    n = counts["n"]
+    r, f, m_score = (score_against(counts[f"{d}_worse"], counts[f"{d}_equal"], n) for d in ("r", "f", "m"))
+    params = run.parameters.get("settings", {})
+    seg = assign_segments(
+        [r], [f], [m_score], params.get("rules"), fallback_segment=params.get("fallback_segment", "Unclassified")
+    )
+    cluster = None
+    model = (run.summary or {}).get("cluster_model")
+    if model:
+        z = (rfm_features([recency_days], [frequency], [float(m)])[0] - np.array(model["mean"])) / np.array(
+            model["scale"]
+        )
+        centers = np.array(model["centers"], dtype=float)
+        cluster = int(((centers - z) ** 2).sum(axis=1).argmin())
+    descriptions = {c.get("cluster"): c.get("description", "") for c in (run.summary or {}).get("clusters", [])}
+    return {
+        "r_score": r,
+        "f_score": f,
+        "m_score": m_score,
+        "segment": str(seg["segment"].iloc[0]),
+        "why": str(seg["why"].iloc[0]),
+        "cluster": cluster,
+        "cluster_description": descriptions.get(cluster, "") if cluster is not None else "",
+        "customers": n,
+    }
 
 
 def explain(membership: Any) -> str:

@@ -61,21 +61,44 @@ class OverviewView(TemplateView):
                 "chart_sizes": charts.segment_sizes(summary.get("segments", [])),
                 "chart_heatmap": charts.rf_heatmap(summary.get("heatmap_rf", [])),
                 "chart_scatter": charts.cluster_scatter(summary.get("scatter", {}), summary.get("clusters", [])),
+                "chart_backtest": charts.backtest_deciles(summary.get("backtest", {})),
                 "chart_churn": charts.churn_over_runs(
                     [(d.isoformat(), (s or {}).get("churn_share")) for d, s in history]
                 ),
             }
             cache.set(key, svgs, 24 * 3600)
         ctx.update({name: mark_safe(svg) for name, svg in svgs.items()})  # our own matplotlib output
+        ctx.update(what_if=self.what_if(run))
         ctx.update(
             summary=summary,
             segments=summary.get("segments", []),
             clusters=summary.get("clusters", []),
             clv=summary.get("clv", {}),
+            backtest=summary.get("backtest", {}),
+            currency=(run.parameters.get("settings") or {}).get("currency", ""),
             previous=previous,
             transitions=services.transition_matrix(previous, run) if previous else None,
         )
         return ctx
+
+    def what_if(self, run: SegmentationRun) -> dict[str, Any]:
+        """The "which segment would this customer be in?" form: its values, errors and answer."""
+        g = self.request.GET
+        form = {"recency": g.get("wi_r", ""), "frequency": g.get("wi_f", ""), "monetary": g.get("wi_m", "")}
+        if not any(form.values()):
+            return {"form": form}
+        try:
+            recency, frequency = int(form["recency"]), int(form["frequency"])
+            monetary = Decimal(form["monetary"])
+            if recency < 0 or frequency < 1 or not monetary.is_finite():
+                raise ValueError
+        except (ValueError, InvalidOperation):
+            return {
+                "form": form,
+                "error": "Give whole days since the last order (0 or more), a number of orders "
+                "(1 or more) and a spend (a number).",
+            }
+        return {"form": form, "result": services.what_if(run, recency, frequency, monetary)}
 
 
 class SegmentView(TemplateView):
@@ -99,7 +122,7 @@ class SegmentView(TemplateView):
         if g.get("q"):
             qs = qs.filter(user__email__icontains=g["q"]) | qs.filter(guest_email__icontains=g["q"])
         order = g.get("order", "-monetary")
-        allowed = {"monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive"}
+        allowed = {"monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive", "churn_probability"}
         if order.lstrip("-") not in allowed:
             order = "-monetary"
         return qs.order_by(order, "pk")

@@ -44,7 +44,9 @@ __all__ = [
     "RuleTableError",
     "assign_segments",
     "coverage_report",
+    "empty_score_reasons",
     "quintile_scores",
+    "score_against",
     "score_rfm",
     "validate_rules",
 ]
@@ -375,3 +377,53 @@ def score_rfm(
     if index is not None:
         out.index = pd.Index(index)
     return out
+
+
+def empty_score_reasons(values: ArrayLike, scores: ArrayLike, *, letter: str, unit: str) -> list[str]:
+    """Why some of the scores 1-5 of one dimension hold no customer, one sentence per empty score.
+
+    Tied customers share one score (see :func:`quintile_scores`), so a value
+    held by a fifth of the customers or more covers a whole score band and can
+    leave a neighbouring score empty (typically F = 2, next to the many
+    one-order customers). ``letter`` is "R", "F" or "M"; ``unit`` names the
+    value ("number of orders", "days since the last order").
+    """
+    v = np.asarray(values, dtype=float)
+    s = np.asarray(scores, dtype=np.int64)
+    n = len(v)
+    if n == 0:
+        return []
+    empty = [k for k in range(1, 6) if not np.any(s == k)]
+    if not empty:
+        return []
+    uniq, counts = np.unique(v, return_counts=True)
+    big = [(float(u), int(c)) for u, c in zip(uniq, counts, strict=True) if c * 5 >= n]
+    reasons = []
+    for k in empty:
+        if big:
+            u, c = max(big, key=lambda t: t[1])
+            shared = int(s[v == u][0])
+            reasons.append(
+                f"No customer has {letter} = {k}: {c:,} of {n:,} customers ({100 * c / n:.0f} %) have the same "
+                f"{unit} ({u:g}), and tied customers share one score ({letter} = {shared})."
+            )
+        else:
+            reasons.append(
+                f"No customer has {letter} = {k}: {n:,} customers with {len(uniq):,} distinct values do not fill "
+                "five score bands."
+            )
+    return reasons
+
+
+def score_against(worse: int, equal: int, n: int) -> int:
+    """The 1-5 score one more customer would get among ``n`` already scored.
+
+    ``worse`` customers have a worse value and ``equal`` the same value. The
+    newcomer joins the tie group, whose average rank among ``n + 1`` is
+    ``worse + (equal + 2) / 2``; the score is the one of :func:`quintile_scores`
+    (so it equals ``quintile_scores`` of the population with the newcomer added).
+    """
+    if n < 0 or worse < 0 or equal < 0 or worse + equal > n:
+        raise ValueError("need 0 <= worse, equal and worse + equal <= n")
+    twice_rank = 2 * worse + equal + 2
+    return int(min(5, max(1, 1 + (5 * (twice_rank - 1)) // (2 * (n + 1)))))
