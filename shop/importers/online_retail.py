@@ -516,6 +516,8 @@ class ImportResult:
             "refund orders (C invoices)",
             "guest orders",
             "order lines",
+            "user analytics records",
+            "product analytics records",
         ):
             present = f"{self.existing[key]:,}" if key in self.existing else "-"
             out.append(f"| {key} | {self.created[key]:,} | {present} |")
@@ -970,3 +972,72 @@ class OnlineRetailImporter:
             len(todo_lines),
             "order lines",
         )
+        self._analytics_records(result, list(user_ids.values()), list(product_ids.values()))
+
+    # -- Oscar's analytics records ------------------------------------------------------
+
+    def _analytics_records(self, result: ImportResult, user_ids: list[int], product_ids: list[int]) -> None:
+        """Fill Oscar's ``UserRecord`` and ``ProductRecord`` as its ``order_placed`` receiver would have.
+
+        The receiver never ran for imported orders, so Oscar's dashboard customer list
+        and reports showed 0 orders. Recomputed from every order of the imported
+        customers and products (so a re-import stays right), written with one bulk
+        upsert per table; view and basket counters already recorded are kept. Sales
+        orders count (orders, lines, items, last order, product purchases); credit
+        notes (``C`` invoices, negative totals) only reduce ``total_spent``.
+        """
+        from django.db.models import Count, Max, Q, Sum
+        from oscar.core.loading import get_model
+
+        UserRecord = get_model("analytics", "UserRecord")
+        ProductRecord = get_model("analytics", "ProductRecord")
+        sale = Q(total_incl_tax__gte=0)
+        users: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(user_ids, _LOOKUP_CHUNK):
+            for row in (
+                self.Order.objects.filter(user_id__in=chunk)
+                .values("user_id")
+                .annotate(n=Count("id", filter=sale), spent=Sum("total_incl_tax"), last=Max("date_placed", filter=sale))
+                .order_by()
+            ):
+                users[row["user_id"]] = {
+                    "num_orders": row["n"],
+                    "total_spent": row["spent"],
+                    "date_last_order": row["last"],
+                }
+            for row in (
+                self.Line.objects.filter(order__user_id__in=chunk, order__total_incl_tax__gte=0)
+                .values("order__user_id")
+                .annotate(n=Count("id"), items=Sum("quantity"))
+                .order_by()
+            ):
+                users[row["order__user_id"]].update(num_order_lines=row["n"], num_order_items=row["items"] or 0)
+        purchases: dict[int, int] = {}
+        for chunk in _chunks(product_ids, _LOOKUP_CHUNK):
+            for row in (
+                self.Line.objects.filter(product_id__in=chunk, order__total_incl_tax__gte=0)
+                .values("product_id")
+                .annotate(q=Sum("quantity"))
+                .order_by()
+            ):
+                purchases[row["product_id"]] = row["q"] or 0
+        user_fields = ["num_orders", "num_order_lines", "num_order_items", "total_spent", "date_last_order"]
+        UserRecord.objects.bulk_create(
+            [
+                UserRecord(user_id=uid, **{"num_order_lines": 0, "num_order_items": 0, **values})
+                for uid, values in users.items()
+            ],
+            batch_size=self.batch_size,
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=user_fields,
+        )
+        ProductRecord.objects.bulk_create(
+            [ProductRecord(product_id=pid, num_purchases=q) for pid, q in purchases.items()],
+            batch_size=self.batch_size,
+            update_conflicts=True,
+            unique_fields=["product"],
+            update_fields=["num_purchases"],
+        )
+        result.created["user analytics records"] = len(users)
+        result.created["product analytics records"] = len(purchases)
