@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -119,5 +120,93 @@ def backtest_deciles(backtest: dict[str, Any]) -> str:
     ax.set_xlabel("decile of predicted value (1 = lowest)")
     ax.set_ylabel("predicted / actual")
     ax.legend(fontsize=7, loc="best")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def activity_heatmaps(grids: dict[str, Sequence[Sequence[int]]]) -> str:
+    """One weekday x hour heat map per kind (views, basket additions, orders)."""
+    if not any(any(any(row) for row in g) for g in grids.values()):
+        return _empty("No activity yet")
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 2.6), squeeze=False)
+    for ax, (label, grid) in zip(axes[0], grids.items(), strict=True):
+        ax.imshow(grid, aspect="auto", cmap="Blues", interpolation="nearest")
+        ax.set_title(f"{label} ({sum(map(sum, grid)):,})", fontsize=9)
+        ax.set_yticks(range(7), WEEKDAYS, fontsize=7)
+        ax.set_xticks(range(0, 24, 3), [str(h) for h in range(0, 24, 3)], fontsize=7)
+        ax.set_xlabel("hour", fontsize=8)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def weekly_year_on_year(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return _empty("No orders yet")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 2.8))
+    x = range(len(rows))
+    for ax, key, label in ((a1, "orders", "orders"), (a2, "revenue", "revenue")):
+        ax.plot(x, [r[key] for r in rows], color=PALETTE[0], label="last 52 weeks")
+        ax.plot(x, [r[f"{key}_last_year"] for r in rows], color=PALETTE[7], ls="--", label="the 52 weeks before")
+        ax.set_ylabel(f"{label} per week", fontsize=8)
+        ticks = list(range(0, len(rows), 8))
+        ax.set_xticks(ticks, [rows[i]["week"] for i in ticks], fontsize=6, rotation=45)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def funnel_bars(rows: Sequence[dict[str, Any]], label_key: str, limit: int = 12) -> str:
+    rows = list(rows)[:limit]
+    if not rows:
+        return _empty("No funnel yet")
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1))
+    names = [str(r[label_key])[:40] for r in rows][::-1]
+    y = np.arange(len(rows))
+    for i, (key, label) in enumerate((("view", "views"), ("basket", "basket additions"), ("purchases", "purchases"))):
+        ax.barh(y + (i - 1) * 0.27, [r[key] for r in rows][::-1], height=0.27, color=PALETTE[i], label=label)
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set_xscale("symlog")
+    ax.legend(fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def cohort_heatmap(cohorts: dict[str, Any]) -> str:
+    rows = cohorts.get("rows") or []
+    if not rows:
+        return _empty("No cohorts yet")
+    data = np.array([[np.nan if s is None else 100 * s for s in r["retention"][1:]] for r in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
+    img = ax.imshow(data, aspect="auto", cmap="Greens", vmin=0, interpolation="nearest")
+    top = np.nanmax(data) if np.isfinite(data).any() else 0
+    for r in range(data.shape[0]):
+        for c in range(data.shape[1]):
+            if np.isfinite(data[r, c]):
+                ax.text(
+                    c, r, f"{data[r, c]:.0f}", ha="center", va="center", fontsize=6, color=text_colour(data[r, c], top)
+                )
+    ax.set_yticks(range(len(rows)), [f"{r['cohort']} ({r['customers']:,})" for r in rows], fontsize=7)
+    ax.set_xticks(range(data.shape[1]), [str(k) for k in range(1, data.shape[1] + 1)], fontsize=7)
+    ax.set_xlabel("months after the first order", fontsize=8)
+    fig.colorbar(img, ax=ax, shrink=0.8, label="% ordering again")
+    return _svg(fig)
+
+
+def new_vs_returning(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return _empty("No customers yet")
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    x = np.arange(len(rows))
+    new = [r["new"] for r in rows]
+    ax.bar(x, new, color=PALETTE[1], label="new")
+    ax.bar(x, [r["returning"] for r in rows], bottom=new, color=PALETTE[0], label="returning")
+    step = max(1, len(rows) // 12)
+    ax.set_xticks(x[::step], [r["month"] for r in rows][::step], fontsize=7, rotation=45)
+    ax.set_ylabel("customers ordering", fontsize=8)
+    ax.legend(fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)

@@ -4,7 +4,8 @@ from oscar.core.application import OscarDashboardConfig
 
 
 class SegmentationDashboardConfig(OscarDashboardConfig):
-    """Staff pages: overview, a segment's customers, a customer's history, offers for a segment.
+    """Staff pages: overview, a segment's customers, a customer's history, offers for a segment,
+    the shop's behaviour.
 
     Include in the project's ``urls.py`` (see README)::
 
@@ -26,5 +27,6 @@ class SegmentationDashboardConfig(OscarDashboardConfig):
             re_path(r"^customer/(?P<user_id>\d+)/$", views.CustomerView.as_view(), name="segmentation-customer"),
             path("guest/", views.CustomerView.as_view(), name="segmentation-guest"),
             path("offer/", views.CreateOfferView.as_view(), name="segmentation-create-offer"),
+            path("behaviour/", views.BehaviourView.as_view(), name="segmentation-behaviour"),
         ]
         return self.post_process_urls(urls)

@@ -181,6 +181,45 @@ class CustomerView(TemplateView):
         return ctx
 
 
+class BehaviourView(TemplateView):
+    """The shop's behaviour at a glance (``?format=csv&table=...`` exports one table)."""
+
+    template_name = "segmentation/dashboard/behaviour.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from segmentation import behaviour
+
+        data = behaviour.shop_behaviour()
+        if request.GET.get("format") == "csv":
+            import csv
+
+            table = request.GET.get("table", "")
+            if table not in behaviour.TABLES:
+                raise Http404("no such table")
+            response = HttpResponse(content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="behaviour-{table}.csv"'
+            csv.writer(response).writerows(behaviour.behaviour_csv_rows(data, table))
+            return response
+        key = f"segmentation:behaviour-charts:{data['computed']}"
+        svgs = cache.get(key)
+        if svgs is None:
+            grids = {
+                "product views": behaviour.activity_grid(data["activity"], "view"),
+                "basket additions": behaviour.activity_grid(data["activity"], "basket"),
+                "orders": behaviour.activity_grid(data["activity"], "order"),
+            }
+            svgs = {
+                "chart_activity": charts.activity_heatmaps(grids),
+                "chart_weekly": charts.weekly_year_on_year(data["weekly"]["rows"]),
+                "chart_funnel": charts.funnel_bars(data["funnel_categories"], "category"),
+                "chart_cohorts": charts.cohort_heatmap(data["cohorts"]),
+                "chart_new_returning": charts.new_vs_returning(data["new_returning"]),
+            }
+            cache.set(key, svgs, 24 * 3600)
+        ctx = self.get_context_data(data=data, tables=behaviour.TABLES, **{k: mark_safe(v) for k, v in svgs.items()})
+        return self.render_to_response(ctx)
+
+
 class CreateOfferView(View):
     """POST ``segment`` (and ``percent``): create a Site offer for that segment."""
 

@@ -1,0 +1,339 @@
+"""The shop's behaviour at a glance: grouped queries over orders and captured events.
+
+Everything is counted in the database (grouped queries); only the small grouped
+results are shaped in pandas. :func:`shop_behaviour` caches the result under a
+key that changes whenever an order or event is added, so a warm page costs two
+indexed ``MAX`` queries.
+
+* ``activity``: product views, basket additions (``recommender`` events) and
+  orders by weekday (1 = Monday) x hour, in the site's time zone.
+* ``weekly``: orders and revenue per week, the 52 weeks to the latest order
+  against the 52 weeks before.
+* ``funnel``: views -> basket additions -> purchases (order lines) per category
+  and for the top products.
+* ``cohorts``: customers by month of first order; the share who ordered again
+  in each later month.
+* ``new_returning``: per month, customers ordering for the first time and
+  customers who had ordered before.
+
+Orders are those segmentation counts (``EXCLUDED_STATUSES``, ``INCLUDE_GUESTS``);
+credit notes (negative totals) reduce revenue and are never an order.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.core.cache import cache
+from django.db.models import Case, Count, Max, Q, Sum, Value, When
+from django.db.models.functions import (
+    ExtractHour,
+    ExtractIsoWeekDay,
+    Lower,
+    TruncMonth,
+    TruncWeek,
+)
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from segmentation.conf import app_settings
+
+__all__ = ["TABLES", "behaviour_csv_rows", "compute_behaviour", "shop_behaviour"]
+
+CACHE_PREFIX = "segmentation:behaviour"
+TOP_PRODUCTS = 20
+COHORT_MONTHS = 12
+TABLES = ("activity", "weekly", "funnel_categories", "funnel_products", "cohorts", "new_returning")
+
+
+def _orders(using: str = "default") -> Any:
+    """Orders that count (as segmentation counts them), up to now."""
+    from segmentation.services import counted_orders
+
+    return counted_orders(timezone.now().date() + timedelta(days=1), using)
+
+
+def _events(using: str = "default") -> Any:
+    Event = get_model("recommender", "Event")
+    return Event._default_manager.using(using)
+
+
+def fingerprint(using: str = "default") -> str:
+    """Changes whenever an order or an event is added or removed (two indexed aggregates)."""
+    Order = get_model("order", "Order")
+    o = Order._default_manager.using(using).aggregate(m=Max("pk"), n=Count("pk"))
+    e = _events(using).aggregate(m=Max("pk"))
+    return f"{o['m']}-{o['n']}-{e['m']}"
+
+
+def shop_behaviour(using: str = "default") -> dict[str, Any]:
+    """:func:`compute_behaviour`, cached until the next order or event (``CACHE_TIMEOUT`` at most)."""
+    key = f"{CACHE_PREFIX}:{fingerprint(using)}"
+    data = cache.get(key)
+    if data is None:
+        data = compute_behaviour(using)
+        cache.set(key, data, app_settings.CACHE_TIMEOUT)
+    return data
+
+
+def _activity(using: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    events = (
+        _events(using)
+        .filter(kind__in=["view", "basket"])
+        .annotate(weekday=ExtractIsoWeekDay("created"), hour=ExtractHour("created"))
+        .values("kind", "weekday", "hour")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    rows += [{"kind": r["kind"], "weekday": r["weekday"], "hour": r["hour"], "n": r["n"]} for r in events]
+    orders = (
+        _orders(using)
+        .filter(total_incl_tax__gte=0)
+        .annotate(weekday=ExtractIsoWeekDay("date_placed"), hour=ExtractHour("date_placed"))
+        .values("weekday", "hour")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    rows += [{"kind": "order", "weekday": r["weekday"], "hour": r["hour"], "n": r["n"]} for r in orders]
+    return rows
+
+
+def _weekly(using: str) -> dict[str, Any]:
+    rows = list(
+        _orders(using)
+        .annotate(week=TruncWeek("date_placed"))
+        .values("week")
+        .annotate(orders=Count("pk", filter=Q(total_incl_tax__gte=0)), revenue=Sum("total_incl_tax"))
+        .order_by("week")
+    )
+    if not rows:
+        return {"rows": [], "end": None}
+    frame = pd.DataFrame(rows)
+    frame["week"] = pd.to_datetime(frame["week"], utc=True).dt.tz_localize(None).dt.normalize()
+    frame["revenue"] = frame["revenue"].astype(float)
+    last = frame["week"].max()
+    out = []
+    for i in range(52):
+        this_week = last - pd.Timedelta(weeks=51 - i)
+        prev_week = this_week - pd.Timedelta(weeks=52)
+        this = frame[frame["week"] == this_week]
+        prev = frame[frame["week"] == prev_week]
+        out.append(
+            {
+                "week": this_week.date().isoformat(),
+                "orders": int(this["orders"].sum()),
+                "revenue": round(float(this["revenue"].sum()), 2),
+                "orders_last_year": int(prev["orders"].sum()),
+                "revenue_last_year": round(float(prev["revenue"].sum()), 2),
+            }
+        )
+    return {"rows": out, "end": last.date().isoformat()}
+
+
+def _funnel(using: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    Line = get_model("order", "Line")
+    ProductCategory = get_model("catalogue", "ProductCategory")
+    Product = get_model("catalogue", "Product")
+    ev = pd.DataFrame(
+        list(
+            _events(using)
+            .filter(kind__in=["view", "basket"], product__isnull=False)
+            .values("product_id", "kind")
+            .annotate(n=Count("pk"))
+            .order_by()
+        ),
+        columns=["product_id", "kind", "n"],
+    )
+    order_ids = _orders(using).filter(total_incl_tax__gte=0).values("pk")
+    bought = pd.DataFrame(
+        list(
+            Line._default_manager.using(using)
+            .filter(order__in=order_ids, product__isnull=False)
+            .values("product_id")
+            .annotate(purchases=Count("pk"), units=Sum("quantity"))
+            .order_by()
+        ),
+        columns=["product_id", "purchases", "units"],
+    )
+    per_product = (
+        ev.pivot_table(index="product_id", columns="kind", values="n", aggfunc="sum", fill_value=0)
+        if len(ev)
+        else pd.DataFrame(index=pd.Index([], name="product_id"))
+    )
+    for col in ("view", "basket"):
+        if col not in per_product.columns:
+            per_product[col] = 0
+    per_product = per_product[["view", "basket"]].join(bought.set_index("product_id"), how="outer").fillna(0)
+    per_product = per_product.astype({"view": np.int64, "basket": np.int64, "purchases": np.int64, "units": np.int64})
+    if per_product.empty:
+        return [], []
+    cats = pd.DataFrame(
+        list(
+            ProductCategory._default_manager.using(using)
+            .filter(product_id__in=list(per_product.index))
+            .values_list("product_id", "category__name")
+        ),
+        columns=["product_id", "category"],
+    )
+    joined = per_product.reset_index().merge(cats, on="product_id", how="left")
+    joined["category"] = joined["category"].fillna("(no category)")
+    by_cat = joined.groupby("category")[["view", "basket", "purchases", "units"]].sum().reset_index()
+    by_cat = by_cat.sort_values(["purchases", "view", "category"], ascending=[False, False, True])
+    top = per_product.sort_values(["purchases", "view"], ascending=False).head(TOP_PRODUCTS)
+    titles = dict(Product._default_manager.using(using).filter(pk__in=list(top.index)).values_list("pk", "title"))
+
+    def rates(rec: dict[str, Any]) -> dict[str, Any]:
+        v, b, p = rec["view"], rec["basket"], rec["purchases"]
+        rec["basket_per_view"] = b / v if v else None
+        rec["purchase_per_basket"] = p / b if b else None
+        rec["purchase_per_view"] = p / v if v else None
+        return rec
+
+    categories = [
+        rates({k: (int(v) if k != "category" else str(v)) for k, v in row.items()}) for row in by_cat.to_dict("records")
+    ]
+    products = [
+        rates(
+            {
+                "product_id": int(pid),
+                "title": titles.get(int(pid), str(pid)),
+                **{k: int(row[k]) for k in ("view", "basket", "purchases", "units")},
+            }
+        )
+        for pid, row in top.iterrows()
+    ]
+    return categories, products
+
+
+def _customer_months(using: str) -> pd.DataFrame:
+    rows = list(
+        _orders(using)
+        .filter(total_incl_tax__gte=0)
+        .annotate(
+            guest=Case(When(user__isnull=True, then=Lower("guest_email")), default=Value("")),
+            month=TruncMonth("date_placed"),
+        )
+        .values_list("user_id", "guest", "month")
+        .distinct()
+    )
+    frame = pd.DataFrame(rows, columns=["user_id", "guest", "month"])
+    if frame.empty:
+        return frame.assign(customer=[], m=[])
+    frame["customer"] = np.where(
+        frame["user_id"].notna(), "u" + frame["user_id"].astype("Int64").astype(str), "g" + frame["guest"]
+    )
+    months = pd.to_datetime(frame["month"], utc=True).dt.tz_localize(None)
+    frame["m"] = months.dt.year * 12 + months.dt.month - 1  # month number
+    return frame[["customer", "m"]].drop_duplicates()
+
+
+def _month_label(m: int) -> str:
+    return f"{m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def _cohorts(pairs: pd.DataFrame) -> dict[str, Any]:
+    if pairs.empty:
+        return {"rows": [], "offsets": []}
+    first = pairs.groupby("customer")["m"].min().rename("cohort")
+    p = pairs.join(first, on="customer")
+    p["offset"] = p["m"] - p["cohort"]
+    size = first.value_counts().sort_index()
+    active = p[p["offset"] <= COHORT_MONTHS].groupby(["cohort", "offset"])["customer"].nunique()
+    last_month = int(pairs["m"].max())
+    rows = []
+    for cohort, n in size.items():
+        shares = []
+        for k in range(COHORT_MONTHS + 1):
+            if cohort + k > last_month:
+                shares.append(None)  # not observed yet
+            else:
+                shares.append(float(active.get((cohort, k), 0)) / float(n))
+        rows.append({"cohort": _month_label(int(cohort)), "customers": int(n), "retention": shares})
+    return {"rows": rows[-COHORT_MONTHS * 2 :], "offsets": list(range(COHORT_MONTHS + 1))}
+
+
+def _new_returning(pairs: pd.DataFrame) -> list[dict[str, Any]]:
+    if pairs.empty:
+        return []
+    first = pairs.groupby("customer")["m"].min().rename("cohort")
+    p = pairs.join(first, on="customer")
+    p["new"] = p["m"] == p["cohort"]
+    g = p.groupby("m")["new"].agg(["sum", "size"])
+    return [
+        {"month": _month_label(int(m)), "new": int(r["sum"]), "returning": int(r["size"] - r["sum"])}
+        for m, r in g.iterrows()
+    ]
+
+
+def compute_behaviour(using: str = "default") -> dict[str, Any]:
+    """Every table of the page (see the module docstring), with the seconds each took."""
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    activity = _activity(using)
+    seconds["activity"] = time.perf_counter() - t
+    t = time.perf_counter()
+    weekly = _weekly(using)
+    seconds["weekly"] = time.perf_counter() - t
+    t = time.perf_counter()
+    categories, products = _funnel(using)
+    seconds["funnel"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pairs = _customer_months(using)
+    cohorts = _cohorts(pairs)
+    new_returning = _new_returning(pairs)
+    seconds["cohorts"] = time.perf_counter() - t
+    return {
+        "computed": timezone.now().isoformat(),
+        "time_zone": timezone.get_current_timezone_name(),
+        "activity": activity,
+        "weekly": weekly,
+        "funnel_categories": categories,
+        "funnel_products": products,
+        "cohorts": cohorts,
+        "new_returning": new_returning,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
+def activity_grid(activity: list[dict[str, Any]], kind: str) -> list[list[int]]:
+    """7 x 24 counts (rows Monday..Sunday, columns hours 0..23) of one kind."""
+    grid = [[0] * 24 for _ in range(7)]
+    for r in activity:
+        if r["kind"] == kind and r["weekday"] and r["hour"] is not None:
+            grid[int(r["weekday"]) - 1][int(r["hour"])] += int(r["n"])
+    return grid
+
+
+def behaviour_csv_rows(data: dict[str, Any], table: str) -> list[list[Any]]:
+    """One table of the page as CSV rows (header first)."""
+    if table == "activity":
+        return [["kind", "weekday", "hour", "count"]] + [
+            [r["kind"], r["weekday"], r["hour"], r["n"]]
+            for r in sorted(data["activity"], key=lambda r: (r["kind"], r["weekday"], r["hour"]))
+        ]
+    if table == "weekly":
+        keys = ["week", "orders", "revenue", "orders_last_year", "revenue_last_year"]
+        return [keys] + [[r[k] for k in keys] for r in data["weekly"]["rows"]]
+    if table in ("funnel_categories", "funnel_products"):
+        first = ["category"] if table == "funnel_categories" else ["product_id", "title"]
+        keys = [*first, "view", "basket", "purchases", "units"]
+        return [keys] + [[r[k] for k in keys] for r in data[table]]
+    if table == "cohorts":
+        offsets = data["cohorts"]["offsets"]
+        return [["cohort", "customers", *[f"month_{k}" for k in offsets]]] + [
+            [r["cohort"], r["customers"], *["" if s is None else round(s, 4) for s in r["retention"]]]
+            for r in data["cohorts"]["rows"]
+        ]
+    if table == "new_returning":
+        return [["month", "new", "returning"]] + [[r["month"], r["new"], r["returning"]] for r in data["new_returning"]]
+    raise ValueError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+
+
+def as_of_label(data: dict[str, Any]) -> str:
+    end = (data.get("weekly") or {}).get("end")
+    return end or date.today().isoformat()
