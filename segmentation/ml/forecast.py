@@ -20,7 +20,10 @@ before ``cutoff_day`` and predicts the ``horizon_days`` from ``cutoff_day`` on:
   windows of the log itself: for earlier cutoffs, features from the history
   before them and the spend that followed. P(purchase) (classifier) x expected
   spend of a buyer (gamma-loss regressor). Churn probability = 1 - P(purchase).
-* ``gbm_poisson``: the same features, one regressor with Poisson loss on spend.
+* ``gbm_poisson``: the same features, one regressor with Poisson loss on spend;
+  churn probability from the same classifier as ``gbm_two_part``.
+* ``last_period`` has no churn probability of its own: a run that uses it keeps
+  BG/NBD's P(no purchase).
 
 When the history is shorter than twice the horizon, the training windows are
 shorter than the horizon (``window_days``, at most half the history); the
@@ -286,7 +289,8 @@ class GBMForecaster(_Forecaster):
     """Gradient boosting on time-shifted windows of the log (see the module docstring).
 
     ``loss="two_part"``: P(purchase) x E[spend | purchase] (gamma loss);
-    ``loss="poisson"``: one regressor on spend with Poisson loss. ``n_threads``
+    ``loss="poisson"``: one regressor on spend with Poisson loss (and the same
+    classifier for the churn probability). ``n_threads``
     limits OpenMP threads while fitting (``None``: scikit-learn's default).
     """
 
@@ -347,7 +351,7 @@ class GBMForecaster(_Forecaster):
             "early_stopping": False,
         }
         if self.loss == "poisson":
-            return None, HistGradientBoostingRegressor(loss="poisson", **common)
+            return HistGradientBoostingClassifier(**common), HistGradientBoostingRegressor(loss="poisson", **common)
         return HistGradientBoostingClassifier(**common), HistGradientBoostingRegressor(loss="gamma", **common)
 
     @staticmethod
@@ -406,10 +410,11 @@ class GBMForecaster(_Forecaster):
                 reg.fit(X[pos], y_spend[pos])
                 p_buy = clf.predict_proba(X_now)[:, list(clf.classes_).index(True)]
                 value_w = p_buy * reg.predict(X_now)
-            else:
+            else:  # the value from the Poisson regressor; the churn probability from the same features
                 reg.fit(X, y_spend)
                 value_w = reg.predict(X_now)
-                p_buy = None
+                clf.fit(X, y_buy)
+                p_buy = clf.predict_proba(X_now)[:, list(clf.classes_).index(True)]
         notes = [f"trained on {len(cutoffs)} windows of {window} days ({len(X)} rows)"]
         value, p_no = np.asarray(value_w, dtype=float), None
         if p_buy is not None:
