@@ -173,6 +173,7 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
                 f"| {100 * m['top10_capture']:.1f} % | {100 * m['top20_capture']:.1f} % "
                 f"| {worst if worst is None else f'{worst:.2f}'} | {m['churn_auc']:.3f} |"
             )
+        lines.append(f"| all zero (reference) | 0.000 | {ref['mae_all_zero']:,.1f} | | | | | | |")
         lines.append(
             f"| perfect ranking / recency alone / fewer repeat purchases | | | | | "
             f"{100 * ref['top10_capture_perfect']:.1f} % | {100 * ref['top20_capture_perfect']:.1f} % | | "

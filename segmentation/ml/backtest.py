@@ -234,5 +234,8 @@ def backtest(
             "churn_auc_fewer_repeat_purchases": churn_auc(-repeat, bought),
             "top10_capture_perfect": top_capture(actual, actual, 0.1),
             "top20_capture_perfect": top_capture(actual, actual, 0.2),
+            # predicting 0 for everyone: MAE = mean actual value. With most customers not coming
+            # back, a forecast right in total cannot get far below it on MAE
+            "mae_all_zero": float(np.mean(np.abs(actual))) if len(actual) else float("nan"),
         },
     }

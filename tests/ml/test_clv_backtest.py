@@ -239,6 +239,9 @@ def test_backtest_side_by_side_is_deterministic() -> None:
     assert gbm["churn_auc"] > 0.6
     assert 0.5 < gbm["total_ratio"] < 2.0
     assert a["references"]["top10_capture_perfect"] >= max(m["top10_capture"] for m in a["candidates"].values())
+    start_day = start + 270
+    spend = log[(log["day"] >= start_day) & (log["day"] < start_day + 90)].groupby("customer")["amount"].sum()
+    assert a["references"]["mae_all_zero"] == pytest.approx(spend.clip(lower=0).sum() / a["customers"])
 
 
 def test_gbm_refuses_too_little_history() -> None:
