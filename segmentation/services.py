@@ -516,7 +516,9 @@ class Segmenter:
                 else slice(None)
             )
             try:
-                bg = BetaGeoModel(penalizer=self.p["clv_penalizer"]).fit(x[fit], t_x[fit], big_t[fit])
+                bg = BetaGeoModel(penalizer=self.p["clv_penalizer"], days_per_unit=week).fit(
+                    x[fit], t_x[fit], big_t[fit]
+                )
                 p_alive = bg.probability_alive(x, t_x, big_t)
                 expected = bg.expected_purchases(self.p["clv_horizon_days"] / week, x, t_x, big_t)
                 gg = None
