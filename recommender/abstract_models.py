@@ -69,3 +69,120 @@ class AbstractEvent(models.Model):
     def __str__(self) -> str:
         who = f"user {self.user_id}" if self.user_id else f"visitor {self.visitor_id[:8]}"
         return f"{self.get_kind_display()} by {who} at {self.created:%Y-%m-%d %H:%M}"
+
+
+class ModelKind(models.TextChoices):
+    """What a trained model is for: one live version of each at a time."""
+
+    NEXT_ITEM = "next_item", _("Recommended for you (next item)")
+    ALSO_BOUGHT = "also_bought", _("Customers who bought this also bought")
+    ALSO_VIEWED = "also_viewed", _("Customers who viewed this also viewed")
+    BOUGHT_TOGETHER = "bought_together", _("Frequently bought together")
+    TRENDING = "trending", _("Trending now")
+    TRENDING_SEGMENT = "trending_segment", _("Trending in the customer's segment")
+
+
+class TrainingStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    NOTHING_TO_LEARN = "empty", _("Nothing to learn yet")
+    FAILED = "failed", _("Failed")
+
+
+class VersionStatus(models.TextChoices):
+    TRAINING = "training", _("Training")
+    REJECTED = "rejected", _("Rejected")
+    LIVE = "live", _("Live")
+    RETIRED = "retired", _("Retired")
+    FAILED = "failed", _("Failed")
+
+
+class AbstractTrainingRun(models.Model):
+    """One run of ``train_recommenders``: what it read, how long each step took, how it ended."""
+
+    as_of = models.DateTimeField(_("data up to"), db_index=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=TrainingStatus.choices, default=TrainingStatus.RUNNING
+    )
+    trigger = models.CharField(_("started by"), max_length=32, blank=True)
+    created = models.DateTimeField(_("started"), auto_now_add=True, db_index=True)
+    finished = models.DateTimeField(_("finished"), null=True, blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    peak_rss_mb = models.FloatField(_("peak memory (MB)"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-created", "-pk")
+        get_latest_by = "created"
+        verbose_name = _("training run")
+        verbose_name_plural = _("training runs")
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} ({self.get_status_display()}) as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+class AbstractModelVersion(models.Model):
+    """A trained model of one kind: its metrics on held-out days, its files, whether it serves.
+
+    Files live in Django storage under ``artifact_path`` (safetensors + JSON + the product ids
+    of its items, never pickle). At most one version of each kind is ``live`` (a database
+    constraint); promotion flips rows in one transaction after the files were verified.
+    """
+
+    run = models.ForeignKey(
+        "recommender.TrainingRun",
+        verbose_name=_("training run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="versions",
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=ModelKind.choices, db_index=True)
+    model_name = models.CharField(_("model"), max_length=64)
+    status = models.CharField(
+        _("status"), max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING, db_index=True
+    )
+    reason = models.TextField(_("why this status"), blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    metrics = models.JSONField(_("metrics on held-out days"), default=dict, blank=True)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    data_start = models.DateTimeField(_("data from"), null=True, blank=True)
+    data_end = models.DateTimeField(_("data up to"), null=True, blank=True)
+    holdout_start = models.DateTimeField(_("held out from"), null=True, blank=True)
+    artifact_path = models.CharField(_("files"), max_length=255, blank=True)
+    files = models.JSONField(_("file checksums (sha256)"), default=dict, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    promoted_at = models.DateTimeField(_("promoted"), null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("promoted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-created", "-pk")
+        get_latest_by = "created"
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(status="live"), name="recommender_one_live_version_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} v{self.pk} ({self.model_name}, {self.get_status_display()})"
+
+    @property
+    def has_files(self) -> bool:
+        return bool(self.artifact_path)

@@ -32,6 +32,27 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_ASYNC_COMMIT": True,
     # Periodic tasks
     "TASK_LOCK_TIMEOUT": 6 * 3600,  # seconds a periodic task may hold its no-overlap lock
+    # Training (recommender.services.training; every key documented in README.md)
+    "TRAINING_QUEUE": "training",  # Celery queue the nightly training is sent to
+    "TRAINING_TIME_BUDGET_MINUTES": 60,  # bound on one whole run (the next-item model gets what is left)
+    "NEXT_ITEM_MODEL": None,  # registry name; None: "blend" when torch is installed, else "hybrid"
+    "NEXT_ITEM_PARAMS": {},  # constructor overrides for that model
+    "RNN_CELL": "gru",  # "gru" or "lstm": the recurrent cell of the blend's networks
+    "SESSION_GAP_MINUTES": None,  # cut a person's sequence after this much inactivity; None: one per person
+    "MAX_HISTORY_LENGTH": 50,  # a history is its last N events (training windows, evaluation, serving)
+    "HOLDOUT_DAYS": 14,  # the most recent days every candidate is measured on, never trained on before the gate
+    "MIN_HOLDOUT_CASES": 20,  # fewer held-out cases than this: nothing is promoted (cannot be measured)
+    "MAX_EVALUATION_CASES": 20000,  # held-out cases scored per model (spread evenly over the days)
+    "GATE_METRIC": "hr@20",  # what "better" means: hr@K, mrr@K or ndcg@K for K in 10, 20
+    "PROMOTION_TOLERANCE": 0.01,  # a candidate may be this fraction below the live version and still replace it
+    "REFIT_AFTER_EVALUATION": True,  # the promoted model is refitted on all data, holdout included
+    "TRENDING_HALF_LIFE_DAYS": 7.0,  # recency decay of "trending"
+    "EXCLUDED_ORDER_STATUSES": ["Cancelled"],  # order lines of these orders are not purchases
+    "EXCLUDED_PRODUCT_CLASSES": [],  # product class slugs never recommended (e.g. postage, fees)
+    "EXCLUDED_UPCS": [],  # product UPCs never recommended
+    "KEEP_VERSIONS": 5,  # per kind: older versions' files are deleted (rows stay for the history)
+    "MODEL_STORAGE": None,  # a STORAGES alias for model files; None: default_storage
+    "MODEL_STORAGE_PREFIX": "recommender/models",  # folder of the model files inside that storage
 }
 
 # Keys whose values must be of this type (checked by recommender.E002)
@@ -47,6 +68,26 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "EVENT_RETENTION_DAYS": (int, type(None)),
     "EVENT_ASYNC_COMMIT": bool,
     "TASK_LOCK_TIMEOUT": int,
+    "TRAINING_QUEUE": str,
+    "TRAINING_TIME_BUDGET_MINUTES": (int, float),
+    "NEXT_ITEM_MODEL": (str, type(None)),
+    "NEXT_ITEM_PARAMS": dict,
+    "RNN_CELL": str,
+    "SESSION_GAP_MINUTES": (int, float, type(None)),
+    "MAX_HISTORY_LENGTH": int,
+    "HOLDOUT_DAYS": (int, float),
+    "MIN_HOLDOUT_CASES": int,
+    "MAX_EVALUATION_CASES": int,
+    "GATE_METRIC": str,
+    "PROMOTION_TOLERANCE": (int, float),
+    "REFIT_AFTER_EVALUATION": bool,
+    "TRENDING_HALF_LIFE_DAYS": (int, float),
+    "EXCLUDED_ORDER_STATUSES": (list, tuple),
+    "EXCLUDED_PRODUCT_CLASSES": (list, tuple),
+    "EXCLUDED_UPCS": (list, tuple),
+    "KEEP_VERSIONS": (int, type(None)),
+    "MODEL_STORAGE": (str, type(None)),
+    "MODEL_STORAGE_PREFIX": str,
 }
 
 

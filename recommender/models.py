@@ -1,8 +1,16 @@
 from oscar.core.loading import is_model_registered
 
-from recommender.abstract_models import AbstractEvent, EventKind
+from recommender.abstract_models import (
+    AbstractEvent,
+    AbstractModelVersion,
+    AbstractTrainingRun,
+    EventKind,
+    ModelKind,
+    TrainingStatus,
+    VersionStatus,
+)
 
-__all__ = ["EventKind"]
+__all__ = ["EventKind", "ModelKind", "TrainingStatus", "VersionStatus"]
 
 if not is_model_registered("recommender", "Event"):
 
@@ -11,3 +19,19 @@ if not is_model_registered("recommender", "Event"):
             pass
 
     __all__.append("Event")
+
+if not is_model_registered("recommender", "TrainingRun"):
+
+    class TrainingRun(AbstractTrainingRun):
+        class Meta(AbstractTrainingRun.Meta):
+            pass
+
+    __all__.append("TrainingRun")
+
+if not is_model_registered("recommender", "ModelVersion"):
+
+    class ModelVersion(AbstractModelVersion):
+        class Meta(AbstractModelVersion.Meta):
+            pass
+
+    __all__.append("ModelVersion")

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "recommender.apps.RecommenderConfig",
     "segmentation.apps.SegmentationConfig",
     "segmentation.dashboard.apps.SegmentationDashboardConfig",
+    "recommender.dashboard.apps.RecommenderDashboardConfig",
     "shop",
 ]
 
@@ -177,6 +178,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segmentation.tasks.segment_customers",
         "schedule": crontab(hour=2, minute=30),
     },
+    # after segmentation (trending per segment uses the current run); on its own queue
+    "recommender-train": {
+        "task": "recommender.tasks.train_recommenders",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"queue": "training"},
+    },
 }
 
 # -- i18n, static, media
@@ -223,10 +230,21 @@ OSCAR_DASHBOARD_NAVIGATION = [
         "icon": "fas fa-users",
         "url_name": "segmentation_dashboard:segmentation-overview",
     },
+    {
+        "label": "Recommendation models",
+        "icon": "fas fa-magic",
+        "url_name": "recommender_dashboard:recommender-models",
+    },
 ]
 
 # -- our apps (every key documented in README.md; omitted keys take their defaults)
-RECOMMENDER = {}
+RECOMMENDER = {
+    # the importer files postage, fees and adjustments under this class (they are also not public)
+    "EXCLUDED_PRODUCT_CLASSES": ["non-merchandise"],
+    # the demo trains in a few minutes on 2 cores: one recurrent network in the blend, 2 minutes for it
+    "TRAINING_TIME_BUDGET_MINUTES": 2,
+    "NEXT_ITEM_PARAMS": {"networks": 1},
+}
 # The demo's guest orders carry one placeholder e-mail per invoice: grouping them would make
 # every guest invoice a "customer", so the demo segments registered customers only.
 SEGMENTATION = {"INCLUDE_GUESTS": False}

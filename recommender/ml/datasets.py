@@ -30,6 +30,7 @@ __all__ = [
     "NextItemCases",
     "SRGNNData",
     "TimeSplit",
+    "chunk_sessions",
     "expand_cases",
     "load_diginetica",
     "load_online_retail",
@@ -70,6 +71,25 @@ class NextItemCases:
     @property
     def n_unknown_labels(self) -> int:
         return int((self.labels < 0).sum())
+
+    def truncate(self, max_len: int) -> NextItemCases:
+        """The same cases with each history cut to its last ``max_len`` items (context alike)."""
+        ctx: dict = {}
+        for key, val in self.context.items():
+            ctx[key] = val if isinstance(val, np.ndarray) else [v[-max_len:] for v in val]
+        return NextItemCases([p[-max_len:] for p in self.prefixes], self.labels, ctx, dict(self.meta))
+
+    def remap(self, mapping: np.ndarray) -> NextItemCases:
+        """The same cases over another model's item index: ``mapping[i]`` is item ``i``'s index
+        there, or -1 where that model does not know it (prefix items dropped, labels a miss)."""
+        mapping = np.asarray(mapping, dtype=np.int64)
+        keeps = [mapping[p] >= 0 for p in self.prefixes]
+        prefixes = [mapping[p][k] for p, k in zip(self.prefixes, keeps, strict=True)]
+        labels = np.where(self.labels >= 0, mapping[self.labels.clip(0)], -1)
+        ctx: dict = {}
+        for key, val in self.context.items():
+            ctx[key] = val if isinstance(val, np.ndarray) else [v[k] for v, k in zip(val, keeps, strict=True)]
+        return NextItemCases(prefixes, labels, ctx, dict(self.meta))
 
 
 def expand_cases(
@@ -204,6 +224,14 @@ class TimeSplit:
         """Every test prediction, with unknown items handled as described in the module doc."""
         return expand_cases(self.test, n_known=self.train.n_items, start=self.test_start)
 
+    def test_target_times(self) -> np.ndarray:
+        """The timestamp of each case's target, in the order of :meth:`test_cases`."""
+        if self.test.timestamps is None:
+            raise ValueError("the test data has no timestamps")
+        starts = [max(1, int(s)) for s in self.test_start]
+        parts = [t[first:] for t, first in zip(self.test.timestamps, starts, strict=True)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+
 
 def sessions_from_events(
     df: pd.DataFrame,
@@ -313,6 +341,31 @@ def time_split(
         start = np.asarray([int(np.searchsorted(t, cutoff, side="left")) for t in test.timestamps], dtype=np.int64)
     test.meta["cutoff"] = cutoff
     return TimeSplit(train, test, start, index, cutoff)
+
+
+def chunk_sessions(data: SessionData, max_len: int) -> SessionData:
+    """Long sequences cut into consecutive windows of at most ``max_len`` items (side information
+    alike; a window keeps its sequence's segment). Short sequences are unchanged."""
+    if max_len < 2:
+        raise ValueError("max_len must be at least 2")
+    sessions, types, times, segs = [], [], [], []
+    for i, seq in enumerate(data.sessions):
+        for a in range(0, max(len(seq), 1), max_len):
+            sessions.append(seq[a : a + max_len])
+            if data.event_types is not None:
+                types.append(data.event_types[i][a : a + max_len])
+            if data.timestamps is not None:
+                times.append(data.timestamps[i][a : a + max_len])
+            if data.segments is not None:
+                segs.append(int(data.segments[i]))
+    meta = {k: v for k, v in data.meta.items() if k != "keys"}
+    return SessionData(
+        sessions, data.n_items,
+        event_types=types if data.event_types is not None else None,
+        timestamps=times if data.timestamps is not None else None,
+        segments=np.asarray(segs, dtype=np.int64) if data.segments is not None else None,
+        meta=meta,
+    )  # fmt: skip
 
 
 def validation_split(train: SessionData, fraction: float = 0.1) -> tuple[SessionData, SessionData]:

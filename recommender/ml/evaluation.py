@@ -29,6 +29,8 @@ __all__ = [
     "majority_baseline",
     "metrics_from_ranks",
     "popularity_percentiles",
+    "rank_cases",
+    "summarise_ranks",
     "target_ranks",
 ]
 
@@ -110,6 +112,36 @@ def evaluate_next_item(
     and ``pop_percentile@{coverage_k}`` (mean training-popularity percentile of recommended
     items; needs ``item_counts``), plus ``n_cases`` and ``unknown_labels``.
     """
+    ranks, rec = rank_cases(model, cases, batch_size, coverage_k)
+    return summarise_ranks(ranks, rec, cases.labels, model.n_items_, ks, item_counts)
+
+
+def summarise_ranks(
+    ranks: np.ndarray,
+    recommended: np.ndarray,
+    labels: np.ndarray,
+    n_items: int,
+    ks: Sequence[int] = (10, 20),
+    item_counts: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The metrics of :func:`evaluate_next_item` from :func:`rank_cases` output (any subset of rows)."""
+    coverage_k = recommended.shape[1]
+    out: dict[str, Any] = metrics_from_ranks(ranks, ks)
+    out["n_cases"] = len(ranks)
+    out["unknown_labels"] = int((np.asarray(labels) < 0).sum())
+    out[f"coverage@{coverage_k}"] = coverage_at_k(recommended, n_items)
+    if item_counts is not None and recommended.size:
+        pct = popularity_percentiles(item_counts)
+        valid = recommended[recommended >= 0]
+        out[f"pop_percentile@{coverage_k}"] = float(pct[valid].mean()) if valid.size else float("nan")
+    return out
+
+
+def rank_cases(
+    model: Recommender, cases: NextItemCases, batch_size: int = 1024, top_k: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each case's conservative target rank (:func:`target_ranks`) and its ``top_k`` items
+    (``(n, top_k)``, unordered, ``-1`` for empty slots), scoring ``batch_size`` cases at a time."""
     n = len(cases)
     ranks = np.empty(n, dtype=np.int64)
     recommended: list[np.ndarray] = []
@@ -121,17 +153,9 @@ def evaluate_next_item(
         if scores.shape != (b - a, n_items):
             raise ValueError(f"score_batch returned {scores.shape}, expected {(b - a, n_items)}")
         ranks[a:b] = target_ranks(scores, cases.labels[a:b])
-        recommended.append(_top_k_rows(scores, coverage_k))
-    out: dict[str, Any] = metrics_from_ranks(ranks, ks)
-    out["n_cases"] = n
-    out["unknown_labels"] = int((cases.labels < 0).sum())
-    rec = np.concatenate(recommended) if recommended else np.empty((0, coverage_k), dtype=np.int64)
-    out[f"coverage@{coverage_k}"] = coverage_at_k(rec, n_items)
-    if item_counts is not None and rec.size:
-        pct = popularity_percentiles(item_counts)
-        valid = rec[rec >= 0]
-        out[f"pop_percentile@{coverage_k}"] = float(pct[valid].mean()) if valid.size else float("nan")
-    return out
+        recommended.append(_top_k_rows(scores, top_k))
+    rec = np.concatenate(recommended) if recommended else np.empty((0, top_k), dtype=np.int64)
+    return ranks, rec
 
 
 def _slice_context(context: dict, a: int, b: int) -> dict:

@@ -92,18 +92,32 @@ class SegmentPopularityRecommender(Recommender):
     """Popularity inside the customer's segment (``SessionData.segments`` / ``context["segments"]``),
     shrunk towards global popularity: ``(seg_count + shrinkage * global_share) / (seg_total + shrinkage)``.
 
-    Histories without a segment, or with a segment unseen in training, get global popularity.
+    ``half_life_days``: count an event ``age`` days older than the newest one as
+    ``0.5 ** (age / half_life_days)`` (trending within the segment; needs timestamps); None
+    counts every event once. Histories without a segment, or with a segment unseen in
+    training, get global popularity.
     """
 
     name = "segment_pop"
 
-    def __init__(self, shrinkage: float = 10.0) -> None:
+    def __init__(self, shrinkage: float = 10.0, half_life_days: float | None = None) -> None:
         self.shrinkage = shrinkage
+        self.half_life_days = half_life_days
+
+    def _weights(self, data: SessionData) -> list[np.ndarray] | None:
+        if self.half_life_days is None or data.timestamps is None or not data.sessions:
+            return None
+        newest = max((float(t.max()) for t in data.timestamps if len(t)), default=0.0)
+        return [np.exp2(-(newest - t) / 86400.0 / float(self.half_life_days)) for t in data.timestamps]
 
     def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
         self.n_items_ = data.n_items
-        counts = item_counts(data)
-        self.global_ = (counts / max(counts.sum(), 1.0)).astype(np.float32)
+        weights = self._weights(data)
+        if weights is None:
+            counts = item_counts(data)
+        else:
+            counts = np.bincount(np.concatenate(data.sessions), np.concatenate(weights), minlength=data.n_items)
+        self.global_ = (counts / max(counts.sum(), 1e-12)).astype(np.float32)
         if data.segments is None:
             self.segment_ids_ = np.empty(0, dtype=np.int64)
             self.segment_scores_ = np.empty((0, self.n_items_), dtype=np.float32)
@@ -111,8 +125,13 @@ class SegmentPopularityRecommender(Recommender):
         self.segment_ids_ = np.unique(data.segments).astype(np.int64)
         rows = []
         for seg in self.segment_ids_:
-            members = [s for s, g in zip(data.sessions, data.segments, strict=True) if g == seg and len(s)]
-            c = np.bincount(np.concatenate(members), minlength=self.n_items_) if members else np.zeros(self.n_items_)
+            members = [i for i, g in enumerate(data.segments) if g == seg and len(data.sessions[i])]
+            if not members:
+                c = np.zeros(self.n_items_)
+            else:
+                items = np.concatenate([data.sessions[i] for i in members])
+                w = np.concatenate([weights[i] for i in members]) if weights is not None else None
+                c = np.bincount(items, w, minlength=self.n_items_)
             rows.append((c + self.shrinkage * self.global_) / (c.sum() + self.shrinkage))
         self.segment_scores_ = np.asarray(rows, dtype=np.float32).reshape(len(self.segment_ids_), self.n_items_)
         return self
@@ -129,7 +148,10 @@ class SegmentPopularityRecommender(Recommender):
         return out
 
     def get_config(self) -> dict[str, Any]:
-        return {"params": {"shrinkage": self.shrinkage}, "n_items": self.n_items_}
+        return {
+            "params": {"shrinkage": self.shrinkage, "half_life_days": self.half_life_days},
+            "n_items": self.n_items_,
+        }
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {"global": self.global_, "segment_ids": self.segment_ids_, "segment_scores": self.segment_scores_}

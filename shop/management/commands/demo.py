@@ -97,10 +97,13 @@ class Command(BaseCommand):
         return password
 
     def serve(self, addr: str) -> None:
+        from recommender.conf import app_settings
+
         python = sys.executable
+        queues = f"celery,{app_settings.TRAINING_QUEUE}"  # the nightly training has its own queue
         base = Path(settings.BASE_DIR)
         commands = {
-            "worker": [python, "-m", "celery", "-A", "shop", "worker", "--pool=solo", "-l", "info"],
+            "worker": [python, "-m", "celery", "-A", "shop", "worker", "--pool=solo", "-Q", queues, "-l", "info"],
             "beat": [python, "-m", "celery", "-A", "shop", "beat", "-l", "info"],
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
         }

@@ -1,0 +1,9 @@
+"""Services: the batch and serving logic that tasks, commands and views call.
+
+``maintenance`` (event retention), ``training`` (export -> fit -> evaluate -> gate -> promote)
+and ``models`` (live versions: lookup, loading, promotion, rollback).
+"""
+
+from recommender.services.maintenance import purge_old_events
+
+__all__ = ["purge_old_events"]

@@ -1,0 +1,162 @@
+"""Model versions: which one is live, loading it, promoting, rolling back, retiring, pruning.
+
+Promotion is one transaction over the rows of one kind (the database allows one live version
+per kind): the files were written and verified before, so a failure anywhere leaves the
+previous live version serving. Loaded models are kept per process, keyed by version id, and
+:func:`live_model` notices a new live version within ``LIVE_CHECK_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from recommender import artifacts
+from recommender.abstract_models import VersionStatus
+from recommender.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+#: how often a process asks the database which versions are live (seconds)
+LIVE_CHECK_SECONDS = 5.0
+LIVE_CACHE_KEY = "recommender:live-versions"
+
+_lock = threading.Lock()
+_loaded: dict[int, artifacts.LoadedModel] = {}
+_live_ids: dict[str, int] = {}
+_live_checked = 0.0
+
+
+class PromotionError(ValueError):
+    """The version cannot be made live (no files, damaged files, already live...)."""
+
+
+def live_version(kind: str) -> Any | None:
+    ModelVersion = get_model("recommender", "ModelVersion")
+    return ModelVersion.objects.filter(kind=kind, status=VersionStatus.LIVE).first()
+
+
+def live_version_ids() -> dict[str, int]:
+    """``{kind: version id}`` of the live versions: one small query, shared through the cache."""
+    ids = cache.get(LIVE_CACHE_KEY)
+    if ids is None:
+        ModelVersion = get_model("recommender", "ModelVersion")
+        ids = dict(ModelVersion.objects.filter(status=VersionStatus.LIVE).values_list("kind", "pk"))
+        cache.set(LIVE_CACHE_KEY, ids, LIVE_CHECK_SECONDS)
+    return ids
+
+
+def load(version: Any) -> artifacts.LoadedModel:
+    """The version's verified model, loaded once per process (ArtifactError if damaged)."""
+    with _lock:
+        loaded = _loaded.get(version.pk)
+    if loaded is None:
+        loaded = artifacts.load(version.artifact_path, version.files)
+        with _lock:
+            _loaded[version.pk] = loaded
+    return loaded
+
+
+def live_model(kind: str) -> tuple[Any, artifacts.LoadedModel] | None:
+    """(version, loaded model) of the live version of ``kind``, or None; reloads after a promotion."""
+    global _live_checked
+    now = time.monotonic()
+    if now - _live_checked > LIVE_CHECK_SECONDS:
+        ids = live_version_ids()
+        with _lock:
+            _live_ids.clear()
+            _live_ids.update(ids)
+            for stale in set(_loaded) - set(ids.values()):
+                del _loaded[stale]
+            _live_checked = now
+    version_id = _live_ids.get(kind)
+    if version_id is None:
+        return None
+    ModelVersion = get_model("recommender", "ModelVersion")
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None:
+        return None
+    return version, load(version)
+
+
+def _changed() -> None:
+    """A version went live or stopped: this process and (through the cache) the others look again."""
+    global _live_checked
+    _live_checked = 0.0
+    cache.delete(LIVE_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(LIVE_CACHE_KEY))
+
+
+def forget_loaded() -> None:
+    """Drop every model loaded by this process (tests; after deleting files)."""
+    global _live_checked
+    with _lock:
+        _loaded.clear()
+        _live_ids.clear()
+        _live_checked = 0.0
+
+
+def promote(version: Any, user: Any | None = None, reason: str = "") -> Any:
+    """Make ``version`` the live one of its kind; the previous live version becomes retired.
+
+    The files are verified first (a damaged version is never promoted), then both rows change
+    in one transaction.
+    """
+    ModelVersion = get_model("recommender", "ModelVersion")
+    if not version.has_files:
+        raise PromotionError(f"version {version.pk} has no files (rejected, failed or pruned)")
+    try:
+        artifacts.load(version.artifact_path, version.files)
+    except artifacts.ArtifactError as exc:
+        raise PromotionError(f"version {version.pk} cannot be loaded: {exc}") from exc
+    with transaction.atomic():
+        rows = list(ModelVersion.objects.select_for_update().filter(kind=version.kind, status=VersionStatus.LIVE))
+        for old in rows:
+            if old.pk == version.pk:
+                return old
+            old.status = VersionStatus.RETIRED
+            old.reason = f"replaced by version {version.pk}"
+            old.save(update_fields=["status", "reason"])
+        version.status = VersionStatus.LIVE
+        version.promoted_at = timezone.now()
+        version.promoted_by = user if getattr(user, "is_authenticated", False) else None
+        if reason:
+            version.reason = reason
+        version.save(update_fields=["status", "promoted_at", "promoted_by", "reason"])
+        _changed()
+    logger.info("model version %s (%s) is live", version.pk, version.kind)
+    return version
+
+
+def retire(version: Any, user: Any | None = None) -> Any:
+    """Stop serving ``version``; its kind falls back to the next rung until another is promoted."""
+    who = getattr(user, "get_username", lambda: "")() if user is not None else ""
+    version.status = VersionStatus.RETIRED
+    version.reason = f"retired by {who}" if who else "retired"
+    version.save(update_fields=["status", "reason"])
+    _changed()
+    return version
+
+
+def prune(kind: str) -> int:
+    """Delete the files of all but the newest ``KEEP_VERSIONS`` versions of ``kind`` (never the live one)."""
+    keep = app_settings.KEEP_VERSIONS
+    if keep is None:
+        return 0
+    ModelVersion = get_model("recommender", "ModelVersion")
+    with_files = ModelVersion.objects.filter(kind=kind).exclude(artifact_path="").order_by("-created", "-pk")
+    pruned = 0
+    for version in list(with_files[keep:]):
+        if version.status == VersionStatus.LIVE:
+            continue
+        artifacts.delete(version.artifact_path, version.files)
+        ModelVersion.objects.filter(pk=version.pk).update(artifact_path="", files={})
+        pruned += 1
+    return pruned

@@ -1,0 +1,77 @@
+"""A small shop with a learnable history: people view (and buy) products in fixed pairs.
+
+Forty products form twenty pairs ``(P2i, P2i+1)``; each visit views one pair in order, mostly
+the person's favourite pair. Popularity cannot predict the second item of a pair from the
+first; item-to-item and sequence models can. Orders buy whole pairs (through Oscar's order
+creator, so lines and the order_placed signal are real).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from oscar.core.loading import get_model
+
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+N_PRODUCTS = 40
+
+
+@dataclass
+class TrainingShop:
+    products: list[Any]
+    users: list[Any]
+    visitors: list[str]
+    as_of: datetime = AS_OF
+
+    def pair_of(self, product: Any) -> Any:
+        i = self.products.index(product)
+        return self.products[i ^ 1]
+
+
+def build_shop(n_users: int = 24, n_visitors: int = 16, visits: int = 8, orders: int = 48, days: int = 60,
+               seed: int = 0, end: datetime = AS_OF) -> TrainingShop:  # fmt: skip
+    from oscar.test.factories import create_order, create_product
+
+    Event = get_model("recommender", "Event")
+    Basket = get_model("basket", "Basket")
+    Order = get_model("order", "Order")
+    rng = np.random.default_rng(seed)
+    products = [
+        create_product(title=f"Product {i:02d}", upc=f"P{i:02d}", price=Decimal("5.00") + i, num_in_stock=50)
+        for i in range(N_PRODUCTS)
+    ]
+    User = get_user_model()
+    users = [User.objects.create_user(f"shopper{i}", f"shopper{i}@example.com", "pw") for i in range(n_users)]
+    visitors = [f"{i:032x}" for i in range(1, n_visitors + 1)]
+    people: list[tuple[Any, str]] = [(u, "") for u in users] + [(None, v) for v in visitors]
+    start = end - timedelta(days=days)
+    events = []
+    for n, (user, visitor) in enumerate(people):
+        favourite = n % (N_PRODUCTS // 2)
+        for _ in range(visits):
+            pair = favourite if rng.random() < 0.7 else int(rng.integers(N_PRODUCTS // 2))
+            when = start + timedelta(seconds=float(rng.uniform(0, days * 86400 - 3600)))
+            for step, product in enumerate((products[2 * pair], products[2 * pair + 1])):
+                events.append(
+                    Event(kind="view", user=user, visitor_id=visitor, product=product,
+                          created=when + timedelta(seconds=30 * step))
+                )  # fmt: skip
+    Event.objects.bulk_create(events)
+    from oscar.apps.partner.strategy import Default
+
+    for n in range(orders):
+        user = users[n % len(users)]
+        pair = (n % len(users)) % (N_PRODUCTS // 2)
+        basket = Basket.objects.create(owner=user)
+        basket.strategy = Default()
+        basket.add_product(products[2 * pair])
+        basket.add_product(products[2 * pair + 1])
+        order = create_order(basket=basket, user=user)
+        placed = start + timedelta(seconds=float(rng.uniform(0, days * 86400 - 3600)))
+        Order.objects.filter(pk=order.pk).update(date_placed=placed)
+    return TrainingShop(products, users, visitors, end)
