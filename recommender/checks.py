@@ -106,7 +106,46 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage
     return []
 
 
+def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """Values the training run would only reject at night: caught at startup instead."""
+    import re
+
+    from recommender.conf import app_settings
+    from recommender.ml.registry import available_models
+
+    if check_recommender_settings():
+        return []  # unknown keys or wrong types are reported by E002 first
+    errors: list[checks.CMessage] = []
+    if app_settings.RNN_CELL not in ("gru", "lstm"):
+        errors.append(checks.Error(f"RECOMMENDER['RNN_CELL'] is {app_settings.RNN_CELL!r}.",
+                                   hint='Use "gru" or "lstm".', id="recommender.E005"))  # fmt: skip
+    if not re.fullmatch(r"(hr|mrr|ndcg)@(10|20)", app_settings.GATE_METRIC):
+        hint = "Use hr@K, mrr@K or ndcg@K with K 10 or 20."
+        errors.append(checks.Error(f"RECOMMENDER['GATE_METRIC'] is {app_settings.GATE_METRIC!r}.",
+                                   hint=hint, id="recommender.E006"))  # fmt: skip
+    alias = app_settings.MODEL_STORAGE
+    if alias is not None and alias not in getattr(settings, "STORAGES", {}):
+        errors.append(checks.Error(f"RECOMMENDER['MODEL_STORAGE'] names {alias!r}, which is not in STORAGES.",
+                                   hint="Add it to settings.STORAGES or use None for default_storage.",
+                                   id="recommender.E007"))  # fmt: skip
+    name = app_settings.NEXT_ITEM_MODEL
+    if name is not None and name not in available_models():
+        hint = (
+            "Install torch (pip install 'torch==2.13.0') for the neural models."
+            if name in ("blend", "gru", "lstm")
+            else ""
+        )
+        hint = hint or f"Choose from {', '.join(available_models())}."
+        errors.append(checks.Error(f"RECOMMENDER['NEXT_ITEM_MODEL'] {name!r} is not an available model.",
+                                   hint=hint, id="recommender.E008"))  # fmt: skip
+    if app_settings.HOLDOUT_DAYS <= 0 or app_settings.MAX_HISTORY_LENGTH < 2:
+        errors.append(checks.Error("RECOMMENDER['HOLDOUT_DAYS'] must be > 0 and MAX_HISTORY_LENGTH >= 2.",
+                                   id="recommender.E009"))  # fmt: skip
+    return errors
+
+
 def register() -> None:
     checks.register(check_oscar_apps, checks.Tags.compatibility)
     checks.register(check_recommender_settings)
+    checks.register(check_training_settings)
     checks.register(check_broker, checks.Tags.compatibility, deploy=False)

@@ -67,6 +67,15 @@ def _documented_defaults(request: pytest.FixtureRequest):
     settings.RECOMMENDER = {}
     settings.SEGMENTATION = {}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    _clear_cache(cache)
     yield
-    cache.clear()
+    _clear_cache(cache)
+
+
+def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]
+    """Empty Django's cache; on Redis only the cache's own keys, never FLUSHDB (the broker and
+    other users of the shared Redis keep theirs)."""
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()

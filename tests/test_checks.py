@@ -63,3 +63,14 @@ def test_readme_documents_every_setting():
     readme = (REPO / "README.md").read_text()
     undocumented = [k for k in [*RECOMMENDER_DEFAULTS, *SEGMENTATION_DEFAULTS] if f"`{k}`" not in readme]
     assert undocumented == []
+
+
+def test_training_settings_are_checked_at_startup(settings):
+    settings.RECOMMENDER = {
+        "RNN_CELL": "transformer", "GATE_METRIC": "auc", "MODEL_STORAGE": "s3", "NEXT_ITEM_MODEL": "nope",
+        "HOLDOUT_DAYS": 0,
+    }  # fmt: skip
+    found = ids(checks.check_training_settings())
+    assert found == [f"recommender.E00{i}" for i in (5, 6, 7, 8, 9)]
+    settings.RECOMMENDER = {"RNN_CELL": "lstm", "GATE_METRIC": "ndcg@10", "NEXT_ITEM_MODEL": "hybrid"}
+    assert checks.check_training_settings() == []
