@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "BACKTEST_ENABLED": True,
     "BACKTEST_MONTHS": 3,
     "BACKTEST_MIN_CUSTOMERS": 50,  # fewer customers before the backtest cutoff: no backtest, BG/NBD is used
+    "BACKTEST_SAMPLE_CUSTOMERS": 50000,  # backtest on a deterministic sample of this many customers
     # Churn risk
     "CHURN_PROBABILITY_ABOVE": 0.5,  # flag customers whose P(no purchase in CLV_MONTHS) is above this
     "CHURN_P_ALIVE_BELOW": 0.5,  # flag customers whose probability of being active is below this
@@ -92,6 +93,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "BACKTEST_ENABLED": bool,
     "BACKTEST_MONTHS": int,
     "BACKTEST_MIN_CUSTOMERS": int,
+    "BACKTEST_SAMPLE_CUSTOMERS": int,
     "CHURN_PROBABILITY_ABOVE": (int, float),
     "CHURN_P_ALIVE_BELOW": (int, float),
     "CHURN_OVERDUE_GAPS": (int, float),

@@ -361,6 +361,7 @@ def current_parameters() -> dict[str, Any]:
         "backtest_enabled": s.BACKTEST_ENABLED,
         "backtest_months": s.BACKTEST_MONTHS,
         "backtest_min_customers": s.BACKTEST_MIN_CUSTOMERS,
+        "backtest_sample_customers": s.BACKTEST_SAMPLE_CUSTOMERS,
         "churn_probability_above": s.CHURN_PROBABILITY_ABOVE,
         "churn_p_alive_below": s.CHURN_P_ALIVE_BELOW,
         "churn_overdue_gaps": s.CHURN_OVERDUE_GAPS,
@@ -453,6 +454,12 @@ class Segmenter:
                     f"BACKTEST_MIN_CUSTOMERS = {self.p.get('backtest_min_customers', 50)}"
                 )
             else:
+                sample = self.p.get("backtest_sample_customers") or 0
+                customers = pd.unique(log["customer"])
+                if sample and len(customers) > sample:
+                    keep = np.random.default_rng(self.p["random_state"]).choice(len(customers), sample, replace=False)
+                    log = log[log["customer"].isin(customers[keep])]
+                    bt["sampled_customers"] = sample
                 try:
                     result = backtest(log, cutoff, horizon, candidates, random_state=self.p["random_state"])
                     bt.update(_json_safe(result))

@@ -206,9 +206,10 @@ def backtest(
     bought = act["purchase_days"].to_numpy()
     results: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
+    shared: dict = {}  # window features, computed once for every gradient boosting candidate
     for name in candidates:
         try:
-            fc = make_forecaster(name, random_state).fit_predict(log, cutoff_day, horizon_days)
+            fc = make_forecaster(name, random_state, shared).fit_predict(log, cutoff_day, horizon_days)
         except (InsufficientDataError, CLVFitError, ValueError) as exc:
             failed[name] = str(exc)
             continue
