@@ -99,7 +99,7 @@ def test_rollback_and_retire_buttons(staff, trained):
 
 
 def test_admin_lists_versions_and_promotes(admin_client, trained):
-    earlier = ModelVersion.objects.filter(kind=ModelKind.NEXT_ITEM, status=VersionStatus.RETIRED).get()
+    earlier = ModelVersion.objects.filter(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.RETIRED).get()
     changelist = reverse("admin:recommender_modelversion_changelist")
     assert admin_client.get(changelist).status_code == 200
     admin_client.post(changelist, {"action": "promote_versions", "_selected_action": [earlier.pk]})
