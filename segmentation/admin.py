@@ -57,6 +57,7 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
         "cluster",
         "p_alive_pct",
         "predicted_value_12m",
+        "churn_probability",
         "churn_risk",
         "run",
     )

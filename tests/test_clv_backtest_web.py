@@ -95,3 +95,12 @@ def test_the_run_agrees_with_itself(run):
     assert run.summary["forecast_disagreements"] == []
     rows = CustomerSegment.objects.filter(run=run)
     assert all(m.churn_risk == (m.churn_probability > 0.5) for m in rows)
+
+
+def test_api_serves_the_backtest_and_churn_probability(client, run):
+    client.force_login(UserFactory(is_staff=True))
+    current = client.get("/api/segmentation/runs/current/").json()
+    assert current["backtest"]["status"] == "done"
+    assert current["backtest"]["winner"] == current["predicted_value"]["model"]
+    rows = client.get("/api/segmentation/memberships/").json()["results"]
+    assert rows and all(0 <= r["churn_probability"] <= 1 for r in rows)

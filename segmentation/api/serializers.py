@@ -28,9 +28,17 @@ class SegmentationRunDetailSerializer(SegmentationRunSerializer):
     segments = serializers.SerializerMethodField()
     clusters = serializers.SerializerMethodField()
     predicted_value = serializers.SerializerMethodField()
+    backtest = serializers.SerializerMethodField()
 
     class Meta(SegmentationRunSerializer.Meta):
-        fields = (*SegmentationRunSerializer.Meta.fields, "parameters", "segments", "clusters", "predicted_value")
+        fields = (
+            *SegmentationRunSerializer.Meta.fields,
+            "parameters",
+            "segments",
+            "clusters",
+            "predicted_value",
+            "backtest",
+        )
 
     def get_segments(self, run: SegmentationRun) -> list:
         return (run.summary or {}).get("segments", [])
@@ -40,6 +48,10 @@ class SegmentationRunDetailSerializer(SegmentationRunSerializer):
 
     def get_predicted_value(self, run: SegmentationRun) -> dict:
         return (run.summary or {}).get("clv", {})
+
+    def get_backtest(self, run: SegmentationRun) -> dict:
+        """The run's backtest of its forecast models (see ``segmentation.ml.backtest``)."""
+        return (run.summary or {}).get("backtest", {})
 
 
 class CustomerSegmentSerializer(serializers.ModelSerializer):
@@ -66,6 +78,7 @@ class CustomerSegmentSerializer(serializers.ModelSerializer):
             "expected_purchases_90d",
             "predicted_value_12m",
             "overdue_gaps",
+            "churn_probability",
             "churn_p_alive",
             "churn_overdue",
             "churn_risk",
