@@ -39,6 +39,9 @@ def test_overview_shows_the_backtest_to_staff_only(client, run):
     for name in bt["candidates"]:
         assert f"<td>{name} " in page
     assert page.count("<svg") >= 5  # the decile calibration chart too
+    winner = bt["candidates"][bt["winner"]]
+    ratio = next(d["ratio"] for d in reversed(winner["deciles"]) if d["ratio"] is not None)
+    assert f'<td class="num">{ratio:,.2f}</td>' in page  # the decile table
     assert "(GBP)" in page  # money says its currency
 
 
