@@ -100,3 +100,16 @@ def test_small_shops_skip_the_backtest_with_a_reason():
     bt = run.summary["backtest"]
     assert bt["status"] == "skipped" and "BACKTEST_MIN_CUSTOMERS" in bt["message"]
     assert run.summary["clv"].get("model") in (None, "bgnbd")
+
+
+def test_checks_reject_an_unknown_forecast_model(settings):
+    from segmentation.checks import check_segmentation_settings
+
+    settings.SEGMENTATION = {"FORECAST_MODEL": "crystal_ball"}
+    assert [e.id for e in check_segmentation_settings()] == ["segmentation.E007"]
+    settings.SEGMENTATION = {"FORECAST_CANDIDATES": ["bgnbd", "nope"]}
+    assert [e.id for e in check_segmentation_settings()] == ["segmentation.E007"]
+    settings.SEGMENTATION = {"CHURN_PROBABILITY_ABOVE": 1.5}
+    assert [e.id for e in check_segmentation_settings()] == ["segmentation.E006"]
+    settings.SEGMENTATION = {}
+    assert check_segmentation_settings() == []
