@@ -186,3 +186,33 @@ class AbstractModelVersion(models.Model):
     @property
     def has_files(self) -> bool:
         return bool(self.artifact_path)
+
+
+class AbstractBury(models.Model):
+    """A product, or every product of a category, that is never recommended (staff decide)."""
+
+    product = models.ForeignKey(
+        "catalogue.Product", verbose_name=_("product"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
+    )  # fmt: skip
+    category = models.ForeignKey(
+        "catalogue.Category", verbose_name=_("category"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
+    )  # fmt: skip
+    note = models.CharField(_("why"), max_length=255, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        verbose_name = _("never recommend")
+        verbose_name_plural = _("never recommend")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(product__isnull=False) | models.Q(category__isnull=False),
+                name="recommender_bury_product_or_category",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.product or self.category)

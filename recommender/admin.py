@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from recommender.models import Event, ModelVersion, TrainingRun, VersionStatus
+from recommender.models import Bury, Event, ModelVersion, TrainingRun, VersionStatus
 from recommender.services import versions
 
 
@@ -92,3 +92,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(Bury)
+class BuryAdmin(admin.ModelAdmin):
+    """Products and categories never recommended in any block (the shop's own curated
+    ``ProductRecommendation`` pins products on product pages)."""
+
+    list_display = ("product", "category", "note", "created")
+    raw_id_fields = ("product",)
+    search_fields = ("product__title", "product__upc", "category__name", "note")

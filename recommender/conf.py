@@ -53,6 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "KEEP_VERSIONS": 5,  # per kind: older versions' files are deleted (rows stay for the history)
     "MODEL_STORAGE": None,  # a STORAGES alias for model files; None: default_storage
     "MODEL_STORAGE_PREFIX": "recommender/models",  # folder of the model files inside that storage
+    # Serving (recommender.services.serving)
+    "BLOCK_LIMIT": 6,  # products per block unless the tag or the API asks for another number (at most 50)
+    "BLOCK_CACHE_SECONDS": 60,  # a visitor's block is cached this long; any new event of theirs invalidates it
+    "MAX_PER_CATEGORY": 3,  # at most this many products of one category in a block (0: no cap)
+    "PLACEMENT_OPTIONS": {},  # per placement: {"for_you": {"limit": 8, "exclude_purchased": False}}
 }
 
 # Keys whose values must be of this type (checked by recommender.E002)
@@ -88,6 +93,10 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "KEEP_VERSIONS": (int, type(None)),
     "MODEL_STORAGE": (str, type(None)),
     "MODEL_STORAGE_PREFIX": str,
+    "BLOCK_LIMIT": int,
+    "BLOCK_CACHE_SECONDS": int,
+    "MAX_PER_CATEGORY": int,
+    "PLACEMENT_OPTIONS": dict,
 }
 
 

@@ -1,6 +1,7 @@
 from oscar.core.loading import is_model_registered
 
 from recommender.abstract_models import (
+    AbstractBury,
     AbstractEvent,
     AbstractModelVersion,
     AbstractTrainingRun,
@@ -35,3 +36,11 @@ if not is_model_registered("recommender", "ModelVersion"):
             pass
 
     __all__.append("ModelVersion")
+
+if not is_model_registered("recommender", "Bury"):
+
+    class Bury(AbstractBury):
+        class Meta(AbstractBury.Meta):
+            pass
+
+    __all__.append("Bury")

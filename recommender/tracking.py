@@ -124,6 +124,10 @@ def record(events: Iterable[dict[str, Any]]) -> int:
     except (DatabaseError, ValueError, TypeError):
         logger.exception("recommender: could not record %d %s event(s)", len(rows), rows[0].kind)
         return 0
+    from recommender.services.serving import bump_generation
+
+    # the visitor's cached recommendation blocks are stale now: the next page reflects this event
+    bump_generation({f"u{r.user_id}" if r.user_id else (f"v{r.visitor_id}" if r.visitor_id else "") for r in rows})
     return len(rows)
 
 
@@ -146,7 +150,11 @@ def merge_visitor(request: HttpRequest | None, user: Any) -> int:
         return 0
     try:
         with transaction.atomic():
-            return Event.objects.filter(visitor_id=vid, user__isnull=True).update(user=user)
+            merged = Event.objects.filter(visitor_id=vid, user__isnull=True).update(user=user)
     except DatabaseError:
         logger.exception("recommender: could not merge visitor history into user %s", user.pk)
         return 0
+    from recommender.services.serving import bump_generation
+
+    bump_generation({f"u{user.pk}"})
+    return merged

@@ -2,15 +2,20 @@
 
     path("", include("recommender.urls")),
 
-gives ``dashboard/recommendations/`` (staff dashboard, namespace ``recommender_dashboard``).
+gives ``dashboard/recommendations/`` (staff dashboard, namespace ``recommender_dashboard``),
+``api/recommendations/`` (the visitor's recommendations, namespace ``recommender-api``) and
+``api/schema/`` (the OpenAPI schema of every API of the project, drf-spectacular).
 """
 
 from django.apps import apps
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path(
         "dashboard/recommendations/",
         include((apps.get_app_config("recommender_dashboard").urls[0], "recommender_dashboard")),
     ),
+    path("api/recommendations/", include("recommender.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

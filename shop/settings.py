@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "sorl.thumbnail",
     "rest_framework",
+    "drf_spectacular",
     # ours: after Oscar, so Oscar's models and signals exist when they load
     "recommender.apps.RecommenderConfig",
     "segmentation.apps.SegmentationConfig",
@@ -236,6 +237,13 @@ OSCAR_DASHBOARD_NAVIGATION = [
         "url_name": "recommender_dashboard:recommender-models",
     },
 ]
+
+# -- the APIs: an OpenAPI schema (drf-spectacular) and a rate limit for anonymous callers
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"recommendations": "120/min"},
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Oscar personalisation API", "VERSION": "1", "SERVE_INCLUDE_SCHEMA": False}
 
 # -- our apps (every key documented in README.md; omitted keys take their defaults)
 RECOMMENDER = {

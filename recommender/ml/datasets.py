@@ -72,13 +72,6 @@ class NextItemCases:
     def n_unknown_labels(self) -> int:
         return int((self.labels < 0).sum())
 
-    def truncate(self, max_len: int) -> NextItemCases:
-        """The same cases with each history cut to its last ``max_len`` items (context alike)."""
-        ctx: dict = {}
-        for key, val in self.context.items():
-            ctx[key] = val if isinstance(val, np.ndarray) else [v[-max_len:] for v in val]
-        return NextItemCases([p[-max_len:] for p in self.prefixes], self.labels, ctx, dict(self.meta))
-
     def remap(self, mapping: np.ndarray) -> NextItemCases:
         """The same cases over another model's item index: ``mapping[i]`` is item ``i``'s index
         there, or -1 where that model does not know it (prefix items dropped, labels a miss)."""
@@ -97,13 +90,16 @@ def expand_cases(
     n_known: int | None = None,
     start: np.ndarray | None = None,
     min_prefix: int = 1,
+    max_prefix: int | None = None,
 ) -> NextItemCases:
     """Every ``(prefix, next item)`` pair of every sequence in ``data``.
 
     ``n_known``: item indices ``>= n_known`` are unknown to the model (labels become
     ``-1``, prefix items are dropped). ``start[i]``: first position of sequence ``i``
     that is a target (earlier items are history only, e.g. purchases before the
-    test period); defaults to ``min_prefix``.
+    test period); defaults to ``min_prefix``. ``max_prefix``: a prefix is at most the last
+    ``max_prefix`` events before the target (unknown ones then dropped), as a shop serving
+    the last N events of a history sees it; memory stays linear in the number of cases.
     """
     n_known = data.n_items if n_known is None else n_known
     prefixes: list[np.ndarray] = []
@@ -116,14 +112,15 @@ def expand_cases(
         first = max(min_prefix, int(start[i]) if start is not None else min_prefix)
         known = seq < n_known
         for pos in range(first, len(seq)):
-            keep = known[:pos]
+            lo = 0 if max_prefix is None else max(0, pos - max_prefix)
+            keep = known[lo:pos]
             dropped += int((~keep).sum())
-            prefixes.append(seq[:pos][keep])
+            prefixes.append(seq[lo:pos][keep])
             labels.append(int(seq[pos]) if seq[pos] < n_known else -1)
             if data.event_types is not None:
-                ctx_types.append(data.event_types[i][:pos][keep])
+                ctx_types.append(data.event_types[i][lo:pos][keep])
             if data.timestamps is not None:
-                ctx_times.append(data.timestamps[i][:pos][keep])
+                ctx_times.append(data.timestamps[i][lo:pos][keep])
             if data.segments is not None:
                 segs.append(int(data.segments[i]))
     context: dict = {}
@@ -220,9 +217,10 @@ class TimeSplit:
     item_index: ItemIndex
     cutoff: float
 
-    def test_cases(self) -> NextItemCases:
-        """Every test prediction, with unknown items handled as described in the module doc."""
-        return expand_cases(self.test, n_known=self.train.n_items, start=self.test_start)
+    def test_cases(self, max_prefix: int | None = None) -> NextItemCases:
+        """Every test prediction, with unknown items handled as described in the module doc
+        (histories cut to the last ``max_prefix`` events when given)."""
+        return expand_cases(self.test, n_known=self.train.n_items, start=self.test_start, max_prefix=max_prefix)
 
     def test_target_times(self) -> np.ndarray:
         """The timestamp of each case's target, in the order of :meth:`test_cases`."""

@@ -1,0 +1,86 @@
+"""Recommendations for the current visitor (and a staff preview for any customer).
+
+``GET /api/recommendations/<placement>/?product=ID&limit=N``: the same service as the template
+tags, for the visitor of this request (session user, else the visitor cookie); no parameter
+names another person. ``GET /api/recommendations/preview/<user_id>/<placement>/`` is staff only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from oscar.core.loading import get_model
+from rest_framework import permissions, serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from recommender.api.serializers import BlockSerializer
+from recommender.services import serving
+
+PARAMETERS = [
+    OpenApiParameter("product", OpenApiTypes.INT, description="the product on the page (product placements)"),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="how many products (1-50, default BLOCK_LIMIT)"),
+]
+
+
+class RecommendationThrottle(AnonRateThrottle):
+    """Anonymous callers: ``DEFAULT_THROTTLE_RATES["recommendations"]`` (default 120/min)."""
+
+    scope = "recommendations"
+
+    def get_rate(self) -> str | None:
+        try:
+            return super().get_rate()
+        except Exception:  # the project has no rate for our scope: a sensible default
+            return "120/min"
+
+
+class _Query(serializers.Serializer):
+    product = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=50)
+
+
+def _block(request: Request, placement: str, visitor: serving.Visitor) -> Response:
+    if placement not in serving.PLACEMENTS:
+        raise NotFound(f"unknown placement; choose from {', '.join(serving.PLACEMENTS)}")
+    query = _Query(data=request.query_params)
+    if not query.is_valid():
+        raise ValidationError(query.errors)
+    product = None
+    if "product" in query.validated_data:
+        Product = get_model("catalogue", "Product")
+        product = Product.objects.filter(pk=query.validated_data["product"], is_public=True).first()
+        if product is None:
+            raise NotFound("no such product")
+    django_request = request._request
+    strategy = serving._strategy(django_request, visitor)
+    block = serving.recommend(django_request, placement, product=product, limit=query.validated_data.get("limit"),
+                              visitor=visitor, strategy=strategy)  # fmt: skip
+    return Response(BlockSerializer(block, context={"request": request, "strategy": strategy}).data)
+
+
+class RecommendationsView(APIView):
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [RecommendationThrottle]
+
+    @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_for_visitor")
+    def get(self, request: Request, placement: str) -> Response:
+        return _block(request, placement, serving.visitor_of(request._request))
+
+
+class PreviewView(APIView):
+    """Staff only: what a customer would see (their history, their segment)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_preview")
+    def get(self, request: Request, user_id: int, placement: str) -> Any:
+        user = get_object_or_404(get_user_model(), pk=user_id)
+        return _block(request, placement, serving.Visitor(user, ""))

@@ -1,0 +1,560 @@
+"""One service under the template tags and the API: who asks, what they did, what to show.
+
+:func:`recommend` returns a :class:`Block` for a placement. It walks the placement's fallback
+ladder (curated -> model -> item-to-item -> trending in segment -> trending -> best sellers)
+until the block is full, so it is never empty while the shop sells anything; each item says
+which rung it came from and why it is shown. Rules every block obeys:
+
+* only products a shopper can buy now: public, browsable, not excluded or buried, and
+  available to buy with a price by the request's strategy (live stock and price), fetched in
+  bulk with their stock records;
+* never the product on the page nor what is in the basket; already-bought products only where
+  the placement wants them (``buy_again``); at most ``MAX_PER_CATEGORY`` of one category;
+* private: the history is the requesting visitor's own (the user when logged in, else the
+  visitor cookie); the per-visitor cache key includes the visitor and a generation number that
+  every recorded event of that visitor bumps, so the next page reflects the last view;
+* safe: a failing rung (damaged model file, Redis down, a bug) is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.core import signing
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.utils.translation import gettext as _
+from oscar.core.loading import get_class, get_model
+
+from recommender.abstract_models import ModelKind
+from recommender.conf import app_settings
+from recommender.ml.data import EVENT_PURCHASE
+from recommender.services import versions
+
+logger = logging.getLogger(__name__)
+
+SIGNING_SALT = "recommender.click"
+BEST_SELLERS_KEY = "recommender:best-sellers"
+_last_error_log: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Placement:
+    name: str
+    title: str
+    rungs: tuple[str, ...]
+    exclude_purchased: bool = True
+
+
+PLACEMENTS: dict[str, Placement] = {
+    p.name: p
+    for p in (
+        Placement("for_you", "Recommended for you",
+                  ("model", "item_to_item", "trending_segment", "trending", "best_sellers")),
+        Placement("also_bought", "Customers who bought this also bought",
+                  ("curated", "also_bought", "also_viewed", "trending", "best_sellers")),
+        Placement("also_viewed", "Customers who viewed this also viewed",
+                  ("also_viewed", "also_bought", "trending", "best_sellers")),
+        Placement("bought_together", "Frequently bought together",
+                  ("bought_together", "also_bought", "trending", "best_sellers")),
+        Placement("trending", "Trending now", ("trending_segment", "trending", "best_sellers")),
+        Placement("buy_again", "Buy it again", ("buy_again",), exclude_purchased=False),
+        Placement("recently_viewed", "Recently viewed", ("recently_viewed",), exclude_purchased=False),
+    )
+}  # fmt: skip
+
+
+class UnknownPlacement(ValueError):
+    pass
+
+
+@dataclass
+class Visitor:
+    """Who is asking: a user, or an anonymous browser's visitor id (or nobody known yet)."""
+
+    user: Any | None
+    visitor_id: str
+
+    @property
+    def key(self) -> str:
+        if self.user is not None:
+            return f"u{self.user.pk}"
+        return f"v{self.visitor_id}" if self.visitor_id else ""
+
+    @property
+    def digest(self) -> str:
+        return hashlib.blake2s(self.key.encode(), digest_size=6).hexdigest()
+
+
+def visitor_of(request: Any) -> Visitor:
+    from recommender.tracking import visitor_id
+
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False):
+        return Visitor(user, "")
+    return Visitor(None, visitor_id(request, create=False))
+
+
+@dataclass
+class Item:
+    product: Any
+    reason: str
+    rung: str
+    position: int
+    version_id: int | None
+    token: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{self.product.get_absolute_url()}?rec={self.token}" if self.token else self.product.get_absolute_url()
+
+
+@dataclass
+class Block:
+    placement: str
+    title: str
+    items: list[Item] = field(default_factory=list)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class Candidate:
+    product_id: int
+    rung: str
+    reason: str
+    version_id: int | None = None
+
+
+@dataclass
+class Context:
+    """What one request knows: the visitor, their history, the page's product, the basket."""
+
+    visitor: Visitor
+    history: list[tuple[int, float, int]]  # (product id, unix time, event type), oldest first
+    product_id: int | None
+    basket_ids: set[int]
+    purchased_ids: set[int]
+    segment: str | None
+    titles: dict[int, str] = field(default_factory=dict)
+
+
+# -- the visitor's own history ---------------------------------------------------------------
+
+
+def history_for(user: Any | None, visitor_id: str, limit: int | None = None) -> list[tuple[int, float, int]]:
+    """``(product id, unix time, event type)`` of what this person bought, viewed or put in a basket,
+    oldest first, the last ``limit`` (default ``MAX_HISTORY_LENGTH``); children count as their parent."""
+    from recommender.exporters import EVENT_TYPES
+
+    limit = limit or app_settings.MAX_HISTORY_LENGTH
+    Event = get_model("recommender", "Event")
+    Line = get_model("order", "Line")
+    rows: list[tuple[int, Any, int]] = []
+    if user is not None:
+        who = Q(user=user)
+        bought = (
+            Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0)
+            .order_by("-order__date_placed")
+            .values_list("product_id", "order__date_placed", "product__parent_id")[:limit]
+        )
+        rows += [(parent or pid, when, EVENT_PURCHASE) for pid, when, parent in bought]
+    elif visitor_id:
+        who = Q(visitor_id=visitor_id, user__isnull=True)
+    else:
+        return []
+    events = (
+        Event.objects.filter(who, kind__in=list(EVENT_TYPES), product__isnull=False)
+        .order_by("-created")
+        .values_list("product_id", "created", "kind", "product__parent_id")[:limit]
+    )
+    rows += [(parent or pid, when, EVENT_TYPES[kind]) for pid, when, kind, parent in events]
+    rows.sort(key=lambda r: r[1])
+    return [(pid, when.timestamp(), kind) for pid, when, kind in rows][-limit:]
+
+
+def generation_key(visitor_key: str) -> str:
+    return f"recommender:gen:{visitor_key}"
+
+
+def bump_generation(visitor_keys: set[str]) -> None:
+    """A visitor did something: their cached blocks are stale (called after events are recorded)."""
+    keys = [k for k in visitor_keys if k]
+    if not keys:
+        return
+    try:
+        cache.set_many({generation_key(k): time.time_ns() for k in keys}, app_settings.BLOCK_CACHE_SECONDS * 10)
+    except Exception:  # the cache is an optimisation: never fail the request for it
+        _log_once("generation", "recommender: could not bump the visitor cache generation")
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+def recommend(
+    request: Any,
+    placement: str,
+    product: Any | None = None,
+    limit: int | None = None,
+    visitor: Visitor | None = None,
+    strategy: Any | None = None,
+) -> Block:
+    """The block for ``placement`` on this request (see the module doc). Never raises for data or
+    model problems: a failing rung is logged and the next one is used."""
+    spec = PLACEMENTS.get(placement)
+    if spec is None:
+        raise UnknownPlacement(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
+    options = {**(app_settings.PLACEMENT_OPTIONS.get(placement) or {})}
+    limit = max(1, min(int(limit or options.get("limit", app_settings.BLOCK_LIMIT)), 50))
+    visitor = visitor or visitor_of(request)
+    strategy = strategy or getattr(request, "strategy", None) or _strategy(request, visitor)
+    page_product = (product.parent_id or product.pk) if product is not None else None
+    basket_ids = _basket_product_ids(request)
+    live_ids = _safe(lambda: versions.live_version_ids(), {}, "live versions")
+    key = _cache_key(visitor, placement, page_product, basket_ids, limit, live_ids)
+    candidates = _safe(lambda: cache.get(key), None, "cache") if key else None
+    if candidates is None:
+        ctx = _context(request, visitor, page_product, basket_ids, spec)
+        candidates = _candidates(spec, ctx, limit, options)
+        if key:
+            _safe(lambda: cache.set(key, candidates, app_settings.BLOCK_CACHE_SECONDS), None, "cache")
+    # later blocks of one page show other products (the visitor's own history blocks excepted)
+    dedupe = request is not None and spec.exclude_purchased
+    shown = getattr(request, "_recommender_shown", set()) if dedupe else set()
+    items = _items(candidates, visitor, placement, limit, strategy, page_product, basket_ids | shown)
+    if dedupe:
+        request._recommender_shown = shown | {item.product.pk for item in items}
+    return Block(placement, _(spec.title), items)
+
+
+def _safe(func: Callable[[], Any], default: Any, what: str) -> Any:
+    try:
+        return func()
+    except Exception:
+        _log_once(what, f"recommender: {what} failed; using the fallback")
+        return default
+
+
+def _log_once(what: str, message: str, interval: float = 60.0) -> None:
+    """Log an error with its traceback at most once per ``interval`` seconds per kind of failure."""
+    now = time.monotonic()
+    if now - _last_error_log.get(what, -interval) >= interval:
+        _last_error_log[what] = now
+        logger.exception(message)
+
+
+def _strategy(request: Any, visitor: Visitor) -> Any:
+    Selector = get_class("partner.strategy", "Selector")
+    return Selector().strategy(request=request, user=visitor.user)
+
+
+def _basket_product_ids(request: Any) -> set[int]:
+    basket = getattr(request, "basket", None)
+    if basket is None or not getattr(basket, "id", None):
+        return set()
+    return {parent or pid for pid, parent in basket.lines.values_list("product_id", "product__parent_id")}
+
+
+def _cache_key(visitor: Visitor, placement: str, product_id: int | None, basket: set[int], limit: int,
+               live_ids: dict[str, int]) -> str:  # fmt: skip
+    if not visitor.key:
+        return ""  # a visitor without id has no history: nothing personal to cache
+    generation = _safe(lambda: cache.get(generation_key(visitor.key)), None, "cache") or 0
+    live = ",".join(f"{k}{v}" for k, v in sorted(live_ids.items()))
+    basket_part = hashlib.blake2s(",".join(map(str, sorted(basket))).encode(), digest_size=6).hexdigest()
+    return f"recommender:block:{visitor.key}:{generation}:{placement}:{product_id}:{basket_part}:{limit}:{live}"
+
+
+def _context(request: Any, visitor: Visitor, product_id: int | None, basket_ids: set[int], spec: Placement) -> Context:
+    history = _safe(lambda: history_for(visitor.user, visitor.visitor_id), [], "history")
+    purchased = {pid for pid, _when, kind in history if kind == EVENT_PURCHASE}
+    if visitor.user is not None and spec.exclude_purchased:
+        Line = get_model("order", "Line")
+        purchased |= set(
+            Line.objects.filter(order__user=visitor.user, product__isnull=False).values_list("product_id", flat=True)
+        )
+    segment = None
+    if visitor.user is not None and "trending_segment" in spec.rungs:
+        segment = _safe(lambda: _segment_of(visitor.user), None, "segment")
+    return Context(visitor, history, product_id, basket_ids, purchased, segment)
+
+
+def _segment_of(user: Any) -> str | None:
+    from django.apps import apps
+
+    if not apps.is_installed("segmentation"):
+        return None
+    from segmentation.services import current_segment
+
+    return current_segment(user)
+
+
+def _candidates(spec: Placement, ctx: Context, limit: int, options: dict[str, Any]) -> list[Candidate]:
+    """Walk the ladder until there are enough candidates to survive the rules (over-fetch x3)."""
+    exclude = set(ctx.basket_ids)
+    if ctx.product_id:
+        exclude.add(ctx.product_id)
+    if options.get("exclude_purchased", spec.exclude_purchased):
+        exclude |= ctx.purchased_ids
+    wanted = limit * 3
+    found: list[Candidate] = []
+    seen = set(exclude)
+    for rung in spec.rungs:
+        fetch = RUNGS[rung]
+        for cand in _safe(lambda fetch=fetch: fetch(ctx, wanted + len(exclude)), [], f"rung {rung}"):
+            if cand.product_id not in seen:
+                seen.add(cand.product_id)
+                found.append(cand)
+        if len(found) >= wanted:
+            break
+    return found
+
+
+# -- the rungs --------------------------------------------------------------------------------
+
+
+def _title(pid: int, ctx: Context) -> str:
+    if pid not in ctx.titles:
+        Product = get_model("catalogue", "Product")
+        ctx.titles[pid] = (Product.objects.filter(pk=pid).values_list("title", flat=True).first() or "").strip()
+    return ctx.titles[pid]
+
+
+def _model_top(kind: str, histories: list[int], k: int, context: dict | None = None) -> tuple[Any, list[int]]:
+    live = versions.live_model(kind)
+    if live is None:
+        return None, []
+    version, loaded = live
+    idx = loaded.indices(histories)
+    if kind in (ModelKind.TRENDING, ModelKind.TRENDING_SEGMENT):
+        top, _scores = loaded.model.recommend(np.empty(0, dtype=np.int64), k=k, context=context)
+    elif len(idx) == 0:
+        return version, []
+    elif len(idx) == 1 and kind != ModelKind.NEXT_ITEM:
+        top, _scores = loaded.model.similar_items(int(idx[0]), k=k)
+    else:
+        top, _scores = loaded.model.recommend(
+            idx, k=k, exclude=idx if kind != ModelKind.NEXT_ITEM else None, context=context
+        )
+    return version, loaded.products(top)
+
+
+def rung_curated(ctx: Context, k: int) -> list[Candidate]:
+    if not ctx.product_id:
+        return []
+    ProductRecommendation = get_model("catalogue", "ProductRecommendation")
+    ids = ProductRecommendation.objects.filter(primary_id=ctx.product_id).order_by("-ranking", "pk")
+    return [
+        Candidate(pid, "curated", _("Recommended by our staff"))
+        for pid in ids.values_list("recommendation_id", flat=True)[:k]
+    ]
+
+
+def rung_model(ctx: Context, k: int) -> list[Candidate]:
+    live = versions.live_model(ModelKind.NEXT_ITEM)
+    if live is None or not ctx.history:
+        return []
+    version, loaded = live
+    known = [(loaded.index_of[p], t, e) for p, t, e in ctx.history if p in loaded.index_of]
+    if not known:
+        return []
+    items = np.asarray([r[0] for r in known], dtype=np.int64)
+    context = {"timestamps": [np.asarray([r[1] for r in known])], "event_types": [np.asarray([r[2] for r in known])]}
+    top, _scores = loaded.model.recommend(items, k=k, context=context)
+    last = ctx.history[-1][0]
+    reason = _("Because you viewed %(title)s") % {"title": _title(last, ctx)}
+    return [Candidate(pid, "model", reason, version.pk) for pid in loaded.products(top)]
+
+
+def _similar(kind: str, rung: str, reason: str, ctx: Context, k: int, anchors: list[int]) -> list[Candidate]:
+    out: list[Candidate] = []
+    for anchor in anchors:
+        version, ids = _model_top(kind, [anchor], k)
+        text = reason % {"title": _title(anchor, ctx)}
+        out += [Candidate(pid, rung, text, version.pk if version else None) for pid in ids]
+    return out
+
+
+def rung_item_to_item(ctx: Context, k: int) -> list[Candidate]:
+    recent = list(dict.fromkeys(p for p, _when, _kind in reversed(ctx.history)))[:3]
+    return _similar(
+        ModelKind.ALSO_VIEWED, "item_to_item", _("Because you viewed %(title)s"), ctx, k, recent
+    ) + _similar(ModelKind.ALSO_BOUGHT, "item_to_item", _("Because you viewed %(title)s"), ctx, k, recent)
+
+
+def _page_anchors(ctx: Context) -> list[int]:
+    if ctx.product_id:
+        return [ctx.product_id]
+    return sorted(ctx.basket_ids)[:5]
+
+
+def rung_also_bought(ctx: Context, k: int) -> list[Candidate]:
+    return _similar(ModelKind.ALSO_BOUGHT, "also_bought", _("Often bought with %(title)s"), ctx, k, _page_anchors(ctx))
+
+
+def rung_also_viewed(ctx: Context, k: int) -> list[Candidate]:
+    return _similar(
+        ModelKind.ALSO_VIEWED, "also_viewed", _("Viewed together with %(title)s"), ctx, k, _page_anchors(ctx)
+    )
+
+
+def rung_bought_together(ctx: Context, k: int) -> list[Candidate]:
+    anchors = _page_anchors(ctx)
+    if not anchors:
+        return []
+    version, ids = _model_top(ModelKind.BOUGHT_TOGETHER, anchors, k)
+    reason = _("Often bought with %(title)s") % {"title": _title(anchors[0], ctx)}
+    return [Candidate(pid, "bought_together", reason, version.pk if version else None) for pid in ids]
+
+
+def rung_trending_segment(ctx: Context, k: int) -> list[Candidate]:
+    live = versions.live_model(ModelKind.TRENDING_SEGMENT)
+    if live is None or not ctx.segment:
+        return []
+    version, loaded = live
+    names = loaded.meta.get("segments") or []
+    if ctx.segment not in names:
+        return []
+    context = {"segments": np.asarray([names.index(ctx.segment)])}
+    top, _scores = loaded.model.recommend(np.empty(0, dtype=np.int64), k=k, context=context)
+    return [
+        Candidate(pid, "trending_segment", _("Popular with shoppers like you"), version.pk)
+        for pid in loaded.products(top)
+    ]
+
+
+def rung_trending(ctx: Context, k: int) -> list[Candidate]:
+    version, ids = _model_top(ModelKind.TRENDING, [], k)
+    return [Candidate(pid, "trending", _("Popular right now"), version.pk if version else None) for pid in ids]
+
+
+def best_seller_ids(k: int = 200) -> list[int]:
+    """Most ordered products (by order lines), cached for an hour: the last rung, needs no model."""
+    ids = _safe(lambda: cache.get(BEST_SELLERS_KEY), None, "cache")
+    if ids is None:
+        Line = get_model("order", "Line")
+        rows = (
+            Line.objects.filter(product__isnull=False, quantity__gt=0)
+            .values("product_id", "product__parent_id")
+            .annotate(n=Count("id"))
+            .order_by("-n", "product_id")[: k * 2]
+        )
+        ids = list(dict.fromkeys(r["product__parent_id"] or r["product_id"] for r in rows))[:k]
+        timeout = 3600 if ids else app_settings.BLOCK_CACHE_SECONDS  # a new shop's first sale shows soon
+        _safe(lambda: cache.set(BEST_SELLERS_KEY, ids, timeout), None, "cache")
+    return ids
+
+
+def rung_best_sellers(ctx: Context, k: int) -> list[Candidate]:
+    return [Candidate(pid, "best_sellers", _("One of our best sellers")) for pid in best_seller_ids()[: k + 50]]
+
+
+def rung_buy_again(ctx: Context, k: int) -> list[Candidate]:
+    """Products the customer bought more than once rank first, then the most recent."""
+    bought = [(p, t) for p, t, e in ctx.history if e == EVENT_PURCHASE]
+    counts: dict[int, int] = {}
+    last: dict[int, float] = {}
+    for pid, when in bought:
+        counts[pid] = counts.get(pid, 0) + 1
+        last[pid] = max(last.get(pid, 0.0), when)
+    order = sorted(counts, key=lambda p: (-counts[p], -last[p]))
+    return [Candidate(pid, "buy_again", _("You bought this before")) for pid in order[:k]]
+
+
+def rung_recently_viewed(ctx: Context, k: int) -> list[Candidate]:
+    viewed = [p for p, _when, e in reversed(ctx.history) if e != EVENT_PURCHASE]
+    return [Candidate(pid, "recently_viewed", _("You viewed this recently")) for pid in list(dict.fromkeys(viewed))[:k]]
+
+
+RUNGS: dict[str, Callable[[Context, int], list[Candidate]]] = {
+    "curated": rung_curated,
+    "model": rung_model,
+    "item_to_item": rung_item_to_item,
+    "also_bought": rung_also_bought,
+    "also_viewed": rung_also_viewed,
+    "bought_together": rung_bought_together,
+    "trending_segment": rung_trending_segment,
+    "trending": rung_trending,
+    "best_sellers": rung_best_sellers,
+    "buy_again": rung_buy_again,
+    "recently_viewed": rung_recently_viewed,
+}
+
+
+# -- from candidates to items a shopper can buy -----------------------------------------------
+
+
+def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit: int, strategy: Any,
+           page_product: int | None, basket_ids: set[int]) -> list[Item]:  # fmt: skip
+    from recommender.exporters import recommendable_products
+
+    if not candidates:
+        return []
+    ids = [c.product_id for c in candidates if c.product_id != page_product and c.product_id not in basket_ids]
+    products = {
+        p.pk: p
+        for p in recommendable_products()
+        .filter(pk__in=ids)
+        .exclude(_buried())
+        .select_related("product_class", "parent")
+        .prefetch_related("stockrecords", "categories", "images", "children__stockrecords")
+    }
+    per_category: dict[int, int] = {}
+    cap = app_settings.MAX_PER_CATEGORY
+    items: list[Item] = []
+    for cand in candidates:
+        product = products.get(cand.product_id)
+        if product is None or not _buyable(product, strategy):
+            continue
+        categories = [c.pk for c in product.categories.all()][:1]
+        if cap and categories and per_category.get(categories[0], 0) >= cap:
+            continue
+        for c in categories:
+            per_category[c] = per_category.get(c, 0) + 1
+        position = len(items) + 1
+        token = signing.dumps(
+            {"p": placement, "v": cand.version_id, "i": position, "r": cand.rung, "w": visitor.digest},
+            salt=SIGNING_SALT, compress=True,
+        )  # fmt: skip
+        items.append(Item(product, cand.reason, cand.rung, position, cand.version_id, token))
+        if len(items) >= limit:
+            break
+    return items
+
+
+def _buried() -> Q:
+    Bury = get_model("recommender", "Bury")
+    rows = list(Bury.objects.values_list("product_id", "category_id"))
+    products = [p for p, _cat in rows if p]
+    categories = [c for _prod, c in rows if c]
+    q = Q(pk__in=products) if products else Q(pk__in=[])
+    if categories:
+        q |= Q(categories__in=categories)
+    return q
+
+
+def _buyable(product: Any, strategy: Any) -> bool:
+    try:
+        info = strategy.fetch_for_parent(product) if product.is_parent else strategy.fetch_for_product(product)
+    except Exception:
+        return False
+    return bool(info.availability.is_available_to_buy and info.price.exists)
+
+
+def read_click_token(token: str, visitor: Visitor, max_age: int = 30 * 86400) -> dict[str, Any] | None:
+    """The attribution data of a recommendation link, if it is valid and was made for this visitor."""
+    try:
+        data = signing.loads(token, salt=SIGNING_SALT, max_age=max_age)
+    except signing.BadSignature:
+        return None
+    return data if isinstance(data, dict) and data.get("w") == visitor.digest else None

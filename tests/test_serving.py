@@ -1,0 +1,266 @@
+"""Shoppers see recommendations: blocks through Oscar's real views, the API, the rules and fallbacks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.urls import reverse
+from oscar.core.loading import get_model
+
+from recommender.abstract_models import ModelKind, VersionStatus
+from recommender.services import serving, versions
+from recommender.services.training import train_recommenders
+from tests.helpers import add_to_basket, browser, view_product
+from tests.training_shop import AS_OF, build_shop
+
+Product = get_model("catalogue", "Product")
+ModelVersion = get_model("recommender", "ModelVersion")
+StockRecord = get_model("partner", "StockRecord")
+LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
+CATALOGUE = "/catalogue/"
+
+
+@pytest.fixture
+def shop(db, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.RECOMMENDER = LIGHT
+    versions.forget_loaded()
+    shop = build_shop()
+    run = train_recommenders(AS_OF)
+    assert run.counts["kinds"]["next_item"]["status"] == VersionStatus.LIVE
+    yield shop
+    versions.forget_loaded()
+
+
+def block_titles(html: str, placement: str) -> list[str]:
+    """Product titles shown in one block of a page, in order."""
+    match = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
+    if not match:
+        return []
+    return re.findall(r'<h3 class="mt-3"><a href="[^"]*\?rec=[^"]+" title="([^"]+)"', match.group(1))
+
+
+def test_for_you_follows_what_the_visitor_just_viewed(shop):
+    client = browser()
+    view_product(client, shop.products[6])
+    first = block_titles(client.get(CATALOGUE).content.decode(), "for_you")
+    assert "Product 07" in first
+    view_product(client, shop.products[12])
+    second = block_titles(client.get(CATALOGUE).content.decode(), "for_you")
+    assert second != first and "Product 13" in second[:2]
+    reasons = re.findall(r"recommendation-reason[^>]*>([^<]+)<", client.get(CATALOGUE).content.decode())
+    assert "Because you viewed Product 12" in reasons
+
+
+def test_a_new_visitor_sees_trending_and_best_sellers(shop):
+    html = browser().get(CATALOGUE).content.decode()
+    assert block_titles(html, "trending") or block_titles(html, "for_you")
+    block = serving.recommend(None, "for_you", visitor=serving.Visitor(None, ""), strategy=_strategy())
+    assert block.items and {i.rung for i in block.items} <= {"trending", "best_sellers"}
+
+
+def _strategy():
+    from oscar.apps.partner.strategy import Default
+
+    return Default()
+
+
+def test_product_page_blocks_never_show_the_product_nor_the_basket(shop):
+    client = browser()
+    product, pair = shop.products[6], shop.products[7]
+    html = view_product(client, product).content.decode()
+    also_bought, also_viewed = block_titles(html, "also_bought"), block_titles(html, "also_viewed")
+    assert also_bought[0] == "Product 07" and "Product 06" not in also_bought + also_viewed
+    assert not set(also_bought) & set(also_viewed)  # one page never shows a product twice
+    add_to_basket(client, pair)
+    html = view_product(client, product).content.decode()
+    for placement in ("also_bought", "also_viewed", "recently_viewed"):
+        assert "Product 07" not in block_titles(html, placement)
+        assert "Product 06" not in block_titles(html, placement)
+    basket = client.get(reverse("basket:summary")).content.decode()
+    assert "Product 07" not in block_titles(basket, "bought_together") + block_titles(basket, "for_you")
+
+
+def test_out_of_stock_hidden_and_buried_products_never_appear(shop):
+    from recommender.models import Bury
+
+    client = browser()
+    view_product(client, shop.products[6])
+    StockRecord.objects.filter(product=shop.products[7]).update(num_in_stock=0)
+    Product.objects.filter(pk=shop.products[13].pk).update(is_public=False)
+    Bury.objects.create(product=shop.products[15])
+    for product in (shop.products[12], shop.products[14]):
+        view_product(client, product)
+    pages = [client.get(CATALOGUE).content.decode(), view_product(client, shop.products[6]).content.decode()]
+    shown = {t for html in pages for p in serving.PLACEMENTS for t in block_titles(html, p)}
+    assert shown and not shown & {"Product 07", "Product 13", "Product 15"}
+
+
+def test_curated_recommendations_rank_first_on_product_pages(shop):
+    ProductRecommendation = get_model("catalogue", "ProductRecommendation")
+    ProductRecommendation.objects.create(primary=shop.products[6], recommendation=shop.products[30], ranking=5)
+    html = view_product(browser(), shop.products[6]).content.decode()
+    assert block_titles(html, "also_bought")[0] == "Product 30"
+    assert "Recommended by our staff" in html
+
+
+def test_at_most_n_products_of_one_category(shop, settings):
+    Category = get_model("catalogue", "Category")
+    ProductCategory = get_model("catalogue", "ProductCategory")
+    mugs = Category.add_root(name="Mugs")
+    for product in shop.products:
+        ProductCategory.objects.create(product=product, category=mugs)
+    settings.RECOMMENDER = {**LIGHT, "MAX_PER_CATEGORY": 2}
+    block = serving.recommend(None, "trending", visitor=serving.Visitor(None, ""), strategy=_strategy(), limit=6)
+    assert len(block.items) == 2
+
+
+def test_an_empty_shop_renders_its_pages(db, settings, tmp_path):
+    from oscar.test.factories import create_order
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    client = browser()
+    assert client.get(CATALOGUE).status_code == 200
+    assert "data-placement" not in client.get(CATALOGUE).content.decode()  # nothing to show: no block
+    order = create_order()  # a shop with sales and no model yet: its best sellers
+    cache.delete(serving.BEST_SELLERS_KEY)  # (an empty list is cached for BLOCK_CACHE_SECONDS)
+    html = browser().get(CATALOGUE).content.decode()
+    sold = order.lines.first().product
+    assert sold.get_title() in block_titles(html, "for_you") + block_titles(html, "trending")
+    assert "One of our best sellers" in html
+
+
+def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplog):
+    version = ModelVersion.objects.get(kind=ModelKind.NEXT_ITEM, status=VersionStatus.LIVE)
+    path = f"{settings.MEDIA_ROOT}/{version.artifact_path}/model.safetensors"
+    with open(path, "r+b") as fh:
+        fh.truncate(10)
+    versions.forget_loaded()
+    client = browser()
+    view_product(client, shop.products[6])
+    response = client.get(CATALOGUE)
+    assert response.status_code == 200
+    rungs = re.findall(r'data-rung="(\w+)"', response.content.decode())
+    assert rungs and "model" not in rungs  # item-to-item, trending, best sellers instead
+    assert "rung model failed" in caplog.text
+
+
+def test_two_visitors_never_see_each_others_history(shop, monkeypatch):
+    """1,000 alternating requests; any leak through a cache would show the other's products."""
+    from recommender.api.views import RecommendationThrottle
+
+    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "10000/min"})
+    alice, bob = browser(), browser()
+    mine = {"a": {6, 7, 8}, "b": {20, 21, 22}}
+    for i in mine["a"]:
+        view_product(alice, shop.products[i])
+    for i in mine["b"]:
+        view_product(bob, shop.products[i])
+    titles = {k: {f"Product {i:02d}" for i in v} for k, v in mine.items()}
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "recently_viewed"})
+    for n in range(500):
+        for who, client in (("a", alice), ("b", bob)):
+            data = client.get(url, {"limit": 10}).json()
+            got = {r["title"] for r in data["results"]}
+            other = titles["b" if who == "a" else "a"]
+            assert got == titles[who] and not got & other, (n, who, got)
+
+
+def test_login_keeps_the_visitors_history(shop):
+    client = browser()
+    view_product(client, shop.products[6])
+    user = shop.users[10]
+    client.post(reverse("customer:login"), {"login-username": user.email, "login-password": "pw",
+                                            "login_submit": "1"})  # fmt: skip
+    html = client.get(CATALOGUE).content.decode()
+    assert user.is_authenticated and "Product 07" in block_titles(html, "for_you")
+    recent = client.get(reverse("recommender-api:recommendations", kwargs={"placement": "recently_viewed"})).json()
+    assert "Product 06" in [r["title"] for r in recent["results"]]
+
+
+def test_api_returns_priced_products_with_reasons_and_attribution(shop):
+    client = browser()
+    view_product(client, shop.products[6])
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "also_viewed"})
+    data = client.get(url, {"product": shop.products[6].pk, "limit": 3}).json()
+    assert data["placement"] == "also_viewed" and len(data["results"]) == 3
+    first = data["results"][0]
+    assert first["title"] == "Product 07" and first["price"] == "12.00" and first["currency"] == "GBP"
+    assert first["reason"] == "Viewed together with Product 06" and first["source"] == "also_viewed"
+    assert first["url"].startswith("http://testserver/") and "?rec=" in first["url"]
+    visitor = serving.visitor_of(_request_with_cookies(client))
+    token = serving.read_click_token(first["attribution"], visitor)
+    assert token == {"p": "also_viewed", "v": first["model_version"], "i": 1, "r": "also_viewed", "w": visitor.digest}
+    assert serving.read_click_token(first["attribution"], serving.Visitor(None, "f" * 32)) is None  # not another's
+    assert client.get(reverse("recommender-api:recommendations", kwargs={"placement": "nope"})).status_code == 404
+    assert client.get(url, {"limit": "x"}).status_code == 400
+    assert client.get(url, {"product": 10**9}).status_code == 404
+
+
+def _request_with_cookies(client):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.COOKIES.update({k: v.value for k, v in client.cookies.items()})
+    from django.contrib.auth.models import AnonymousUser
+
+    request.user = AnonymousUser()
+    return request
+
+
+def test_staff_preview_is_for_staff_only(shop, client, django_user_model):
+    user = shop.users[3]
+    url = reverse("recommender-api:preview", kwargs={"user_id": user.pk, "placement": "for_you"})
+    assert client.get(url).status_code in (401, 403)
+    client.force_login(user)
+    assert client.get(url).status_code == 403
+    staff = django_user_model.objects.create_user("boss", "boss@example.com", "pw", is_staff=True)
+    client.force_login(staff)
+    data = client.get(url).json()
+    assert data["results"] and data["results"][0]["source"] == "model"
+
+
+def test_openapi_schema_covers_both_apps_and_validates(db, tmp_path):
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    assert "/api/recommendations/{placement}/" in text and "/api/segmentation/runs/" in text
+
+
+def test_product_page_queries_are_bounded(shop, django_assert_max_num_queries):
+    client = browser()
+    view_product(client, shop.products[6])
+    with django_assert_max_num_queries(80):
+        view_product(client, shop.products[8])
+
+
+def test_a_new_event_invalidates_the_cached_block(shop):
+    client = browser()
+    view_product(client, shop.products[6])
+    before = block_titles(client.get(CATALOGUE).content.decode(), "recently_viewed")
+    view_product(client, shop.products[16])
+    html = view_product(client, shop.products[18]).content.decode()
+    assert "Product 16" in block_titles(html, "recently_viewed") and before != block_titles(html, "recently_viewed")
+
+
+def test_the_model_is_reloaded_after_a_promotion(shop):
+    client = browser()
+    view_product(client, shop.products[6])
+    live = ModelVersion.objects.get(kind=ModelKind.NEXT_ITEM, status=VersionStatus.LIVE)
+    versions.retire(live)
+    rungs = re.findall(r'data-rung="(\w+)"', client.get(CATALOGUE).content.decode())
+    assert "model" not in rungs
+    versions.promote(live)
+    assert "model" in re.findall(r'data-rung="(\w+)"', client.get(CATALOGUE).content.decode())
+
+
+def test_anonymous_api_callers_are_throttled(shop, monkeypatch):
+    from recommender.api.views import RecommendationThrottle
+
+    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "3/min"})
+    client = browser()
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
+    assert [client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
