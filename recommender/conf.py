@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_STORAGE": None,  # a STORAGES alias for model files; None: default_storage
     "MODEL_STORAGE_PREFIX": "recommender/models",  # folder of the model files inside that storage
     # Serving (recommender.services.serving)
+    "SERVING_ENABLED": True,  # False: every block renders nothing and the API returns empty lists
     "BLOCK_LIMIT": 6,  # products per block unless the tag or the API asks for another number (at most 50)
     "BLOCK_CACHE_SECONDS": 60,  # a visitor's block is cached this long; any new event of theirs invalidates it
     "MAX_PER_CATEGORY": 3,  # at most this many products of one category in a block (0: no cap)
@@ -93,6 +94,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "KEEP_VERSIONS": (int, type(None)),
     "MODEL_STORAGE": (str, type(None)),
     "MODEL_STORAGE_PREFIX": str,
+    "SERVING_ENABLED": bool,
     "BLOCK_LIMIT": int,
     "BLOCK_CACHE_SECONDS": int,
     "MAX_PER_CATEGORY": int,

@@ -60,7 +60,7 @@ def _block(request: Request, placement: str, visitor: serving.Visitor) -> Respon
         if product is None:
             raise NotFound("no such product")
     django_request = request._request
-    strategy = serving._strategy(django_request, visitor)
+    strategy = serving.strategy_for(django_request, visitor)
     block = serving.recommend(django_request, placement, product=product, limit=query.validated_data.get("limit"),
                               visitor=visitor, strategy=strategy)  # fmt: skip
     return Response(BlockSerializer(block, context={"request": request, "strategy": strategy}).data)

@@ -214,10 +214,12 @@ def recommend(
     spec = PLACEMENTS.get(placement)
     if spec is None:
         raise UnknownPlacement(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
+    if not app_settings.SERVING_ENABLED:
+        return Block(placement, _(spec.title), [])
     options = {**(app_settings.PLACEMENT_OPTIONS.get(placement) or {})}
     limit = max(1, min(int(limit or options.get("limit", app_settings.BLOCK_LIMIT)), 50))
     visitor = visitor or visitor_of(request)
-    strategy = strategy or getattr(request, "strategy", None) or _strategy(request, visitor)
+    strategy = strategy or getattr(request, "strategy", None) or strategy_for(request, visitor)
     page_product = (product.parent_id or product.pk) if product is not None else None
     basket_ids = _basket_product_ids(request)
     live_ids = _safe(lambda: versions.live_version_ids(), {}, "live versions")
@@ -253,7 +255,8 @@ def _log_once(what: str, message: str, interval: float = 60.0) -> None:
         logger.exception(message)
 
 
-def _strategy(request: Any, visitor: Visitor) -> Any:
+def strategy_for(request: Any, visitor: Visitor) -> Any:
+    """Oscar's pricing and stock strategy for this request and visitor (the shop's Selector)."""
     Selector = get_class("partner.strategy", "Selector")
     return Selector().strategy(request=request, user=visitor.user)
 
@@ -280,9 +283,8 @@ def _context(request: Any, visitor: Visitor, product_id: int | None, basket_ids:
     purchased = {pid for pid, _when, kind in history if kind == EVENT_PURCHASE}
     if visitor.user is not None and spec.exclude_purchased:
         Line = get_model("order", "Line")
-        purchased |= set(
-            Line.objects.filter(order__user=visitor.user, product__isnull=False).values_list("product_id", flat=True)
-        )
+        lines = Line.objects.filter(order__user=visitor.user, product__isnull=False)
+        purchased |= {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
     segment = None
     if visitor.user is not None and "trending_segment" in spec.rungs:
         segment = _safe(lambda: _segment_of(visitor.user), None, "segment")
@@ -496,23 +498,15 @@ RUNGS: dict[str, Callable[[Context, int], list[Candidate]]] = {
 
 def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit: int, strategy: Any,
            page_product: int | None, basket_ids: set[int]) -> list[Item]:  # fmt: skip
-    from recommender.exporters import recommendable_products
-
-    if not candidates:
+    """The first ``limit`` candidates that pass the rules (one bulk fetch with stock records)."""
+    wanted = [c for c in candidates if c.product_id != page_product and c.product_id not in basket_ids]
+    if not wanted:
         return []
-    ids = [c.product_id for c in candidates if c.product_id != page_product and c.product_id not in basket_ids]
-    products = {
-        p.pk: p
-        for p in recommendable_products()
-        .filter(pk__in=ids)
-        .exclude(_buried())
-        .select_related("product_class", "parent")
-        .prefetch_related("stockrecords", "categories", "images", "children__stockrecords")
-    }
+    products = _fetch([c.product_id for c in wanted], _buried())
     per_category: dict[int, int] = {}
     cap = app_settings.MAX_PER_CATEGORY
     items: list[Item] = []
-    for cand in candidates:
+    for cand in wanted:
         product = products.get(cand.product_id)
         if product is None or not _buyable(product, strategy):
             continue
@@ -530,6 +524,14 @@ def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit:
         if len(items) >= limit:
             break
     return items
+
+
+def _fetch(ids: list[int], buried: Q) -> dict[int, Any]:
+    """Recommendable products by id, with what the strategy and the card need prefetched."""
+    from recommender.exporters import recommendable_products
+
+    qs = recommendable_products().filter(pk__in=ids).exclude(buried).select_related("product_class", "parent")
+    return {p.pk: p for p in qs.prefetch_related("stockrecords", "categories", "images", "children__stockrecords")}
 
 
 def _buried() -> Q:

@@ -1,0 +1,164 @@
+"""What the recommendation blocks cost a page, side by side in one run.
+
+Runs against the database left by ``benchmarks/train_in_shop.py --keep`` (the full Online Retail
+import, a million views, live models) with Redis as the cache (``REDIS_URL``, default
+``redis://127.0.0.1:6379/0``; only this run's keys are touched). Through Django's test client
+(the whole middleware and template stack, no network):
+
+1. product page with ``also_bought`` + ``also_viewed`` + ``recently_viewed`` vs the same page
+   with blocks switched off (``SERVING_ENABLED``), interleaved, warm cache;
+2. catalogue (home) page with ``for_you`` (+ ``trending``) right after a new product view (the
+   visitor's cache invalidated, the model scores) vs the page without blocks;
+3. the "for you" model's scoring of one history over the whole catalogue, one thread;
+4. queries per page with and without blocks.
+
+    .venv/bin/python benchmarks/serving.py [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
+    args = parser.parse_args(argv)
+    os.environ["DATABASE_URL"] = args.pg_url.rsplit("/", 1)[0] + "/bench_train_in_shop"
+    os.environ["REDIS_URL"] = args.redis_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.train_in_shop_settings"
+    os.environ.setdefault("SHOP_VAR_DIR", str(REPO / "var" / "bench_train_in_shop"))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from oscar.core.loading import get_model
+
+    from recommender.conf import app_settings
+    from recommender.services import versions
+
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["testserver"]
+    live = versions.live_version_ids()
+    if "next_item" not in live:
+        print("no live next-item model: run benchmarks/train_in_shop.py first", file=sys.stderr)
+        return 2
+    Product = get_model("catalogue", "Product")
+    products = list(
+        Product.objects.browsable()
+        .filter(stockrecords__num_in_stock__gt=0)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:400]
+    )
+    rng = np.random.default_rng(0)
+
+    def switch(on: bool) -> None:
+        app_settings.as_dict()["SERVING_ENABLED"] = on
+
+    client = Client(HTTP_USER_AGENT=UA)
+    for pid in rng.choice(products, 5, replace=False):  # a visitor with a history
+        client.get(Product.objects.get(pk=pid).get_absolute_url())
+    urls = [Product.objects.get(pk=pid).get_absolute_url() for pid in rng.choice(products, 20, replace=False)]
+
+    # 1. product page, warm cache: the same 20 pages again and again, with and without blocks
+    for url in urls:  # warm both
+        switch(True)
+        client.get(url)
+    timings: dict[str, list[float]] = {"product_with": [], "product_without": []}
+    for n in range(args.requests):
+        url = urls[n % len(urls)]
+        for on in (True, False) if n % 2 else (False, True):
+            switch(on)
+            t = time.perf_counter()
+            response = client.get(url, {"b": n})
+            timings["product_with" if on else "product_without"].append(time.perf_counter() - t)
+            assert response.status_code == 200
+    # 2. catalogue right after a new view (the visitor's blocks invalidated, the model scores)
+    catalogue = {"home_with": [], "home_without": []}
+    for n in range(min(args.requests, 300)):
+        client.get(Product.objects.get(pk=products[n % len(products)]).get_absolute_url())
+        for on in (True, False) if n % 2 else (False, True):
+            switch(on)
+            t = time.perf_counter()
+            response = client.get("/catalogue/", {"page": 1, "n": n})
+            catalogue["home_with" if on else "home_without"].append(time.perf_counter() - t)
+            assert response.status_code == 200
+    switch(True)
+    # 4. queries per page
+    queries = {}
+    settings.DEBUG = True
+    for on in (True, False):
+        switch(on)
+        reset_queries()
+        client.get(urls[0])
+        queries["product_with" if on else "product_without"] = len(connection.queries)
+        client.get(urls[1])  # a new view: invalidates
+        reset_queries()
+        client.get("/catalogue/")
+        queries["home_with" if on else "home_without"] = len(connection.queries)
+    settings.DEBUG = False
+    switch(True)
+    # 3. scoring one history, one thread
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    _version, loaded = versions.live_model("next_item")
+    scoring = []
+    for length in rng.integers(1, 51, 1000):
+        history = rng.integers(0, loaded.model.n_items_, length)
+        ctx = {"timestamps": [np.sort(rng.uniform(1.29e9, 1.32e9, length))], "event_types": [np.zeros(length, int)]}
+        t = time.perf_counter()
+        loaded.model.recommend(history, k=40, context=ctx)
+        scoring.append(time.perf_counter() - t)
+    result: dict[str, Any] = {k: _stats(v) for k, v in {**timings, **catalogue}.items()}
+    result["scoring"] = {**_stats(scoring), "model": _version.model_name, "items": loaded.model.n_items_}
+    result["queries"] = queries
+    result["requests"] = args.requests
+    print("| page | with blocks p50 / p95 ms | without p50 / p95 ms | added p50 / p95 ms | queries with / without |")
+    print("|---|---|---|---|---|")
+    for page, label in (
+        ("product", "product page (3 blocks, warm)"),
+        ("home", "catalogue right after a view (for you + trending)"),
+    ):
+        w, wo = result[f"{page}_with"], result[f"{page}_without"]
+        print(f"| {label} | {w['p50_ms']} / {w['p95_ms']} | {wo['p50_ms']} / {wo['p95_ms']} | "
+              f"{w['p50_ms'] - wo['p50_ms']:+.1f} / {w['p95_ms'] - wo['p95_ms']:+.1f} | "
+              f"{queries[f'{page}_with']} / {queries[f'{page}_without']} |")  # fmt: skip
+    s = result["scoring"]
+    print(f"\n'for you' scoring of one history over {s['items']:,} items ({s['model']}, one thread): "
+          f"p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms")  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
