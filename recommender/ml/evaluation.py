@@ -113,7 +113,7 @@ def evaluate_next_item(
     items; needs ``item_counts``), plus ``n_cases`` and ``unknown_labels``.
     """
     ranks, rec = rank_cases(model, cases, batch_size, coverage_k)
-    return summarise_ranks(ranks, rec, cases.labels, model.n_items_, ks, item_counts)
+    return summarise_ranks(ranks, rec, cases.labels, model.n_items_, ks, item_counts, coverage_k)
 
 
 def summarise_ranks(
@@ -123,9 +123,10 @@ def summarise_ranks(
     n_items: int,
     ks: Sequence[int] = (10, 20),
     item_counts: np.ndarray | None = None,
+    coverage_k: int = 20,
 ) -> dict[str, Any]:
-    """The metrics of :func:`evaluate_next_item` from :func:`rank_cases` output (any subset of rows)."""
-    coverage_k = recommended.shape[1]
+    """The metrics of :func:`evaluate_next_item` from :func:`rank_cases` output (any subset of rows;
+    ``recommended`` holds each case's top ``coverage_k``, fewer columns for a smaller catalogue)."""
     out: dict[str, Any] = metrics_from_ranks(ranks, ks)
     out["n_cases"] = len(ranks)
     out["unknown_labels"] = int((np.asarray(labels) < 0).sum())
