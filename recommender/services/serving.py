@@ -372,7 +372,9 @@ def rung_model(ctx: Context, k: int) -> list[Candidate]:
         return []
     items = np.asarray([r[0] for r in known], dtype=np.int64)
     context = {"timestamps": [np.asarray([r[1] for r in known])], "event_types": [np.asarray([r[2] for r in known])]}
-    top, _scores = loaded.model.recommend(items, k=k, context=context)
+    # what the visitor is looking at is in "recently viewed": "for you" shows something new
+    seen = np.unique(items)
+    top, _scores = loaded.model.recommend(items, k=k, exclude=seen, context=context)
     last = ctx.history[-1][0]
     reason = _("Because you viewed %(title)s") % {"title": _title(last, ctx)}
     return [Candidate(pid, "model", reason, version.pk) for pid in loaded.products(top)]
