@@ -264,3 +264,49 @@ def test_anonymous_api_callers_are_throttled(shop, monkeypatch):
     client = browser()
     url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
     assert [client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def _block_html(html: str, placement: str) -> str:
+    match = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
+    return match.group(1) if match else ""
+
+
+def _titles(block_html: str) -> list[str]:
+    return re.findall(r'<h3 class="mt-3"><a href="[^"]*" title="([^"]+)"', block_html)
+
+
+def test_cached_cards_carry_each_visitors_own_token_and_csrf(shop):
+    """A card rendered for one visitor is reused for the next, with the second visitor's link
+    tokens and CSRF token: the basket form of a cached card works for them."""
+    from django.test import Client
+
+    from tests.helpers import BROWSER
+
+    alice = browser()
+    bob = Client(HTTP_USER_AGENT=BROWSER, enforce_csrf_checks=True)
+    first = _block_html(view_product(alice, shop.products[6]).content.decode(), "also_bought")
+    second = _block_html(view_product(bob, shop.products[6]).content.decode(), "also_bought")
+    assert first and _titles(first) == _titles(second)  # one shared list, one set of cached cards
+    tokens = {html: set(re.findall(r"\?rec=([^\"&]+)", html)) for html in (first, second)}
+    assert tokens[first] and tokens[second] and not tokens[first] & tokens[second]
+    assert "__recommender_" not in first + second
+    bob_visitor = serving.Visitor(None, bob.cookies["oscar_visitor"].value)
+    assert all(serving.read_click_token(t, bob_visitor) for t in tokens[second])
+    action, csrf = re.search(
+        r'<form action="([^"]+)" method="post">\s*<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"',
+        second,
+    ).groups()
+    response = bob.post(action, {"csrfmiddlewaretoken": csrf, "quantity": 1})
+    assert response.status_code == 302
+    assert bob.get(reverse("basket:summary")).context["basket"].num_lines == 1
+
+
+def test_a_saved_stock_change_reaches_cached_blocks_at_once(shop):
+    client = browser()
+    shown = block_titles(view_product(client, shop.products[6]).content.decode(), "also_bought")
+    gone = Product.objects.get(title=shown[0])
+    record = StockRecord.objects.get(product=gone)
+    record.num_in_stock = 0
+    record.save()
+    html = view_product(browser(), shop.products[6]).content.decode()
+    assert block_titles(html, "also_bought") and gone.title not in block_titles(html, "also_bought")
