@@ -7,7 +7,7 @@ DEMO_DATA ?= shop/data/online_retail_sample.csv.gz
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean
+.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean wheel-check
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ format:  ## apply ruff fixes and formatting
 
 migrations-check:  ## fail if a model change has no migration
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+wheel-check:  ## build the wheel from a fresh clone, install it without torch in a fresh venv, check the README's project (needs the package registry)
+	scripts/check_wheel.sh
 
 bench:  ## list the benchmark scripts (see benchmarks/README.md)
 	@ls benchmarks/*.py | grep -v __init__
