@@ -57,18 +57,20 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 @extend_schema_field({"type": "string", "pattern": r"^(current|all|[0-9]{1,10})$", "default": "current"})
-class RunField(serializers.CharField):
-    """``current`` (the default), ``all`` or a run id."""
+class RunField(serializers.Field):
+    """``current`` (the default), ``all`` or a run id (as :class:`StrictIntegerField`)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 16)
-        super().__init__(**kwargs)
+    default_error_messages = {"invalid": "Give a run id, `current` or `all`."}
 
     def to_internal_value(self, data: Any) -> str | int:
-        text = super().to_internal_value(data)
-        if text in ("current", "all"):
-            return text
-        return StrictIntegerField().run_validation(text)
+        if data in ("current", "all"):
+            return data
+        if not isinstance(data, str | int) or isinstance(data, bool):
+            self.fail("invalid")
+        return StrictIntegerField().run_validation(data)
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
 
 
 def _without_blanks(data: Mapping[str, Any]) -> dict[str, Any]:

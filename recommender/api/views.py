@@ -25,6 +25,9 @@ from recommender.api.serializers import BlockSerializer
 from recommender.services import serving
 
 PARAMETERS = [
+    OpenApiParameter(
+        "placement", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(serving.PLACEMENTS), description="which block"
+    ),
     OpenApiParameter("product", OpenApiTypes.INT, description="the product on the page (product placements)"),
     OpenApiParameter("limit", OpenApiTypes.INT, description="how many products (1-50, default BLOCK_LIMIT)"),
 ]
