@@ -16,7 +16,6 @@ dashboard's segment page.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -25,35 +24,28 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-#: the largest value of a PostgreSQL ``integer`` column (ids, clusters, counts)
-MAX_INT = 2**31 - 1
+from recommender.api.fields import MAX_INT, StrictIntegerField
+
+__all__ = [
+    "MAX_INT",
+    "ORDERINGS",
+    "GuestParams",
+    "MembershipFilters",
+    "OfferForm",
+    "RunParams",
+    "SegmentPageParams",
+    "StrictIntegerField",
+    "WhatIfParams",
+    "error_text",
+    "filter_memberships",
+]
+
 #: a segment name is stored in a ``CharField(max_length=64)``
 SEGMENT_NAME_LENGTH = 64
 EMAIL_LENGTH = 254
 #: what the dashboard's segment page may be ordered by (each ascending or, with ``-``, descending)
 ORDER_FIELDS = ("monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive", "churn_probability")
 ORDERINGS = tuple(prefix + name for name in ORDER_FIELDS for prefix in ("", "-"))
-
-_INTEGER = re.compile(r"-?[0-9]{1,12}", re.ASCII)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer written with ASCII digits (an optional ``-``), by default 1 to ``MAX_INT``.
-
-    DRF's own field accepts anything ``int()`` does: unicode digits (``٣`` is 3), ``"1.0"``
-    and surrounding spaces. A query parameter is text typed or pasted by a person: only plain
-    digits are a number.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_INT)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or (isinstance(data, str) and not _INTEGER.fullmatch(data)):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 @extend_schema_field({"type": "string", "pattern": r"^(current|all|[0-9]{1,10})$", "default": "current"})

@@ -114,6 +114,10 @@ MALFORMED_GET = [
     (OVERVIEW, {"run": "\x00"}),
     (OVERVIEW, {"run": LONG_NUMBER}),
     (f"{OVERVIEW}customer/{LONG_NUMBER}/", {}),
+    (f"{OVERVIEW}customer/%D9%A3/", {}),  # an Arabic-Indic 3 is not user 3
+    ("/api/recommendations/trending/", {"limit": "٣"}),
+    ("/api/recommendations/trending/", {"product": "1\x00"}),
+    ("/api/recommendations/trending/", {"product": LONG_NUMBER}),
     (f"{OVERVIEW}guest/", {"email": "a\x00@example.com"}),
     (f"{OVERVIEW}guest/", {"email": "x" * 300}),
     (f"{OVERVIEW}behaviour/", {"format": "csv", "table": "\x00"}),

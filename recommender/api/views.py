@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from recommender.api.fields import StrictIntegerField
 from recommender.api.serializers import BlockSerializer
 from recommender.services import serving
 
@@ -46,8 +47,8 @@ class RecommendationThrottle(AnonRateThrottle):
 
 
 class _Query(serializers.Serializer):
-    product = serializers.IntegerField(required=False, min_value=1)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    product = StrictIntegerField(required=False)
+    limit = StrictIntegerField(required=False, max_value=50)
 
 
 def _block(request: Request, placement: str, visitor: serving.Visitor) -> Response:
