@@ -158,6 +158,14 @@ def test_offer_form_rejects_what_the_database_would_refuse(staff: Any, run: Any)
     assert not ConditionalOffer.objects.exists()
 
 
+def test_admin_filters_refuse_nul(client: Any, server_errors: list) -> None:
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.raise_request_exception = False
+    for url in ("customersegment", "segmentationrun", "segmenttarget"):
+        assert client.get(f"/admin/segmentation/{url}/", {"segment": "\x00", "q": "a"}).status_code == 400
+        assert client.get(f"/admin/segmentation/{url}/", {"q": "a"}).status_code == 200
+
+
 # -- property tests: open-ended parameter values through the real views ------------------------
 
 INTEGER_TEXT = st.one_of(
