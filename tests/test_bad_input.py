@@ -35,7 +35,7 @@ SEGMENT = "/dashboard/segments/segment/"
 OVERVIEW = "/dashboard/segments/"
 EVIL_EMAIL = "=cmd|'/Ccalc'!A0@example.com"
 HYPOTHESIS = settings(
-    max_examples=20,
+    max_examples=15,
     derandomize=True,
     database=None,
     deadline=None,
