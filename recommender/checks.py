@@ -206,7 +206,7 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     bad = [k for k in ("BLOCK_CACHE_SECONDS", "CARD_CACHE_SECONDS", "MAX_PER_CATEGORY") if getattr(app_settings, k) < 0]
     if bad or not 1 <= app_settings.BLOCK_LIMIT <= 50:
         errors.append(checks.Error("RECOMMENDER: BLOCK_LIMIT must be 1-50 and " + ", ".join(bad or ["the others"])
-                                   + " must be >= 0.", id="recommender.E020"))  # fmt: skip
+                                   + " must be >= 0.", id="recommender.E021"))  # fmt: skip
     return errors
 
 
