@@ -257,6 +257,15 @@ def test_the_admin_action_is_for_staff_with_the_permission(light_shop):
     rows = alice_rows(shop)
     assert rows["events by account"] == rows["memberships by account"] == 0
 
+    # the event admin: the people behind events (an account; an anonymous browser and its guest order)
+    root = Client()
+    root.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    picked = Event.objects.filter(Q(user=shop.bob) | Q(visitor_id=shop.guest_visitor)).values_list("pk", flat=True)
+    post = {"action": "erase_people", "_selected_action": list(picked), "post": "yes"}
+    assert root.post(reverse("admin:recommender_event_changelist"), post).status_code == 302
+    assert bob_rows(shop) == (0, 0) and not Event.objects.filter(visitor_id=shop.guest_visitor).exists()
+    assert ErasedOrder.objects.filter(order=shop.guest_order).exists()
+
 
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(identifier=st.one_of(st.text(max_size=40), st.emails()), as_email=st.booleans())
