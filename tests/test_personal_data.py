@@ -35,7 +35,7 @@ from recommender.services import personal_data
 from segmentation.services import CURRENT_RUN_CACHE_KEY, aggregate_customers, current_segment
 from tests.helpers import add_to_basket, browser, checkout, make_product, view_product
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = pytest.mark.django_db
 
 Event = get_model("recommender", "Event")
 ErasedOrder = get_model("recommender", "ErasedOrder")
@@ -172,6 +172,8 @@ def her_events(shop: Shop) -> int:
     ).count()
 
 
+@pytest.mark.postgres
+@pytest.mark.redis  # her cache keys are listed with django-redis
 def test_export_then_erase_by_email(shop, tmp_path, django_capture_on_commit_callbacks):
     # Art. 15/20: her data as JSON, only hers (her guest order belongs to --email, not --user)
     path = tmp_path / "alice.json"
