@@ -140,8 +140,28 @@ def on_user_logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> No
     merge_visitor(request, user)
 
 
+def on_user_deleted(sender: Any, instance: Any, using: str = "default", **kwargs: Any) -> None:
+    """``pre_delete`` of the user model: erase the person's data in the deletion's transaction.
+
+    It runs before Django sets the account's events to no user (which would leave them as
+    anonymous browsing of the account's visitor id). In a savepoint, and never raising: a failure
+    is logged and the account is deleted all the same.
+    """
+    from django.db import transaction
+
+    from recommender.services.personal_data import erase, person_for_user
+
+    try:
+        with transaction.atomic(using=using):
+            erase(person_for_user(instance.pk, using), using=using)
+    except Exception:
+        logger.exception("recommender: could not erase the personal data of a deleted user")
+
+
 def connect() -> None:
+    from django.conf import settings
     from django.contrib.auth.signals import user_logged_in as django_user_logged_in
+    from django.db.models.signals import pre_delete
     from oscar.apps.basket.signals import basket_addition
     from oscar.apps.catalogue.signals import product_viewed
     from oscar.apps.customer.signals import user_logged_in as oscar_user_logged_in
@@ -157,3 +177,5 @@ def connect() -> None:
     # Oscar's signal carries the old session key; Django's also fires on registration and admin logins.
     oscar_user_logged_in.connect(on_user_logged_in, dispatch_uid=f"{uid}.login_oscar")
     django_user_logged_in.connect(on_user_logged_in, dispatch_uid=f"{uid}.login_django")
+    # an account's deletion erases what we hold about that person
+    pre_delete.connect(on_user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid=f"{uid}.user_deleted")

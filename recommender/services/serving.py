@@ -208,6 +208,28 @@ def bump_generation(visitor_keys: set[str]) -> None:
         _log_once("generation", "recommender: could not bump the visitor cache generation")
 
 
+def forget_visitors(visitor_keys: set[str]) -> None:
+    """Drop the cached blocks of these visitors (``u<user id>``, ``v<visitor id>``; an erasure).
+
+    Where the cache can delete by pattern (django-redis) their blocks and generation keys are
+    deleted; elsewhere the generation is bumped, so the old blocks are never read again and expire
+    within ``BLOCK_CACHE_SECONDS``.
+    """
+    keys = [k for k in visitor_keys if k]
+    if not keys:
+        return
+    delete_pattern = getattr(cache, "delete_pattern", None)
+    try:
+        if delete_pattern is None:
+            bump_generation(set(keys))
+            return
+        for k in keys:
+            delete_pattern(f"recommender:block:{k}:*")
+        cache.delete_many([generation_key(k) for k in keys])
+    except Exception:  # the cache is an optimisation: never fail the caller for it
+        _log_once("forget", "recommender: could not drop a visitor's cached blocks")
+
+
 # -- the service ------------------------------------------------------------------------------
 
 
