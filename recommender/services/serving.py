@@ -37,6 +37,7 @@ from recommender.abstract_models import ModelKind
 from recommender.conf import app_settings
 from recommender.ml.data import EVENT_PURCHASE
 from recommender.services import versions
+from recommender.services.personal_data import without_erased_orders
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def history_for(user: Any | None, visitor_id: str, limit: int | None = None) -> 
     if user is not None:
         who = Q(user=user)
         bought = (
-            Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0)
+            without_erased_orders(Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0))
             .order_by("-order__date_placed")
             .values_list("product_id", "order__date_placed", "product__parent_id")[:limit]
         )
@@ -401,7 +402,7 @@ def _purchased(visitor: Visitor, memo: dict[str, Any]) -> set[int]:
         purchased = {pid for pid, _when, kind in _history(visitor, memo) if kind == EVENT_PURCHASE}
         if visitor.user is not None:
             Line = get_model("order", "Line")
-            lines = Line.objects.filter(order__user=visitor.user, product__isnull=False)
+            lines = without_erased_orders(Line.objects.filter(order__user=visitor.user, product__isnull=False))
             purchased |= {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
         memo[key] = purchased
     return memo[key]
