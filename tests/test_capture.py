@@ -246,7 +246,8 @@ def test_shop_pages_work_with_redis_down(product, settings):
 @hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_query_or_cookie_is_handled(product, query, cookie):
     client = browser()
-    if cookie.isprintable() and ";" not in cookie:
+    # what a WSGI server can hand over: a header is bytes, decoded as latin-1
+    if cookie.isprintable() and ";" not in cookie and all(ord(c) < 256 for c in cookie):
         client.cookies["oscar_visitor"] = cookie
     resp = client.get(reverse("search:search"), {"q": query.replace("\x00", "")})
     assert resp.status_code == 200

@@ -15,6 +15,7 @@ from django.urls import reverse
 from recommender.models import Event
 from recommender.tracking import VISITOR_COOKIE_SALT
 from tests.helpers import browser, make_product, view_product
+from tests.test_segmentation_offers import make_member
 
 pytestmark = pytest.mark.django_db
 COOKIE = "oscar_visitor"
@@ -100,3 +101,61 @@ def test_untracked_browsers_lose_the_cookie_at_login(products, people):
     gpc.cookies[COOKIE] = client.cookies[COOKIE].value
     login(gpc, ann)
     assert cookie_payload(gpc) == "" and not Event.objects.filter(user=ann).exists()
+
+
+# -- segment names stay private -------------------------------------------------------------
+
+
+def test_segment_offers_are_listed_only_to_members_under_a_shopper_name(products, people):
+    from segmentation.offers import create_segment_offer
+
+    ann, eve = people
+    make_member(ann, "At risk")
+    make_member(eve, "Champions")
+    offer = create_segment_offer(["At risk"], percent=10)
+    both = create_segment_offer(
+        ["At risk", "Champions"], percent=5, shopper_name="Welcome back", shopper_description="5% <b>off</b>"
+    )
+    both.condition.segment_targets.filter(segment="Champions").update(shopper_name="Thanks for being a star")
+    detail = reverse("offer:detail", kwargs={"slug": offer.slug})
+    anonymous, member, other = browser(), browser(), browser()
+    member.force_login(ann)
+    other.force_login(eve)
+    pages = {}
+    for who, client in (("anonymous", anonymous), ("member", member), ("other", other)):
+        pages[who] = client.get(reverse("offer:list")).content.decode() + client.get("/catalogue/").content.decode()
+        assert "At risk" not in pages[who] and "Champions" not in pages[who], who
+        assert client.get(detail).status_code == (200 if who == "member" else 404), who
+    assert "10% off, just for you" in pages["member"]
+    assert "A thank-you for shopping with us: 10% off." in pages["member"]
+    assert "Welcome back" in pages["member"] and "5% &lt;b&gt;off&lt;/b&gt;" in pages["member"]  # plain text
+    assert "10% off, just for you" not in pages["anonymous"] + pages["other"]
+    assert "Thanks for being a star" in pages["other"] and "Welcome back" not in pages["anonymous"] + pages["other"]
+    member_detail = member.get(detail).content.decode()
+    assert "10% off, just for you" in member_detail and "At risk" not in member_detail
+    # the member's basket names the discount as the shopper sees it, never the segment
+    member.post(reverse("basket:add", kwargs={"pk": products[0].pk}), {"quantity": 1})
+    basket = member.get(reverse("basket:summary")).content.decode()
+    assert "10% off, just for you" in basket and "At risk" not in basket
+
+
+def test_offers_named_after_their_segment_are_renamed_by_the_migration(people):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from segmentation.offers import create_segment_offer
+
+    legacy = create_segment_offer(["At risk"], percent=10, name="10% off for At risk")
+    legacy.description = "A thank-you for our At risk customers: 10% off."
+    legacy.save()
+    kept = create_segment_offer(["Lost"], percent=20, name="Spring sale")
+    legacy.condition.segment_targets.update(shopper_name="", shopper_description="")
+    kept.condition.segment_targets.update(shopper_name="")
+    migration = import_module("segmentation.migrations.0003_segmenttarget_shopper_name_and_description")
+    migration.shopper_texts(apps, None)
+    legacy.refresh_from_db()
+    kept.refresh_from_db()
+    assert (legacy.name, legacy.description) == ("10% off, just for you", "A thank-you for shopping with us: 10% off.")
+    assert legacy.condition.segment_targets.get().shopper_name == "10% off, just for you"
+    assert kept.name == "Spring sale" and kept.condition.segment_targets.get().shopper_name == "20% off, just for you"
