@@ -20,6 +20,7 @@ from recommender.tracking import (
     record,
     request_event_uuid,
     request_identity,
+    rotate_visitor,
     should_track,
 )
 
@@ -41,13 +42,14 @@ def safe(receiver: Callable[..., Any]) -> Callable[..., None]:
 def on_product_viewed(sender: Any, product: Any, user: Any, request: Any, response: Any = None, **kwargs: Any) -> None:
     if not should_track(request):
         return
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "view", product.pk),
+                "event_id": request_event_uuid(request, identity, "view", product.pk),
                 "kind": EventKind.VIEW,
                 "product": product,
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -62,15 +64,16 @@ def on_basket_addition(sender: Any, product: Any, user: Any, request: Any, **kwa
     if basket is not None and getattr(basket, "id", None):
         line = next((ln for ln in basket.all_lines() if ln.product_id == product.pk), None)
         line_price = line.unit_price_incl_tax if line is not None else None
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "basket", product.pk),
+                "event_id": request_event_uuid(request, identity, "basket", product.pk),
                 "kind": EventKind.BASKET,
                 "product": product,
                 "quantity": int(request.POST.get("quantity", 1) or 1) if request.method == "POST" else 1,
                 "price": line_price,
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -81,13 +84,14 @@ def on_user_search(sender: Any, session: Any, user: Any, query: str, **kwargs: A
     request = current_request.get()
     if not should_track(request) or not query:
         return
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "search", query),
+                "event_id": request_event_uuid(request, identity, "search", query),
                 "kind": EventKind.SEARCH,
                 "query": str(query)[:255],
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -158,9 +162,16 @@ def on_user_deleted(sender: Any, instance: Any, using: str = "default", **kwargs
         logger.exception("recommender: could not erase the personal data of a deleted user")
 
 
+@safe
+def on_user_logged_out(sender: Any, request: Any, user: Any = None, **kwargs: Any) -> None:
+    """A logout retires the browser's visitor id: the next person on this device starts afresh."""
+    rotate_visitor(request)
+
+
 def connect() -> None:
     from django.conf import settings
     from django.contrib.auth.signals import user_logged_in as django_user_logged_in
+    from django.contrib.auth.signals import user_logged_out
     from django.db.models.signals import pre_delete
     from oscar.apps.basket.signals import basket_addition
     from oscar.apps.catalogue.signals import product_viewed
@@ -179,3 +190,4 @@ def connect() -> None:
     django_user_logged_in.connect(on_user_logged_in, dispatch_uid=f"{uid}.login_django")
     # an account's deletion erases what we hold about that person
     pre_delete.connect(on_user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid=f"{uid}.user_deleted")
+    user_logged_out.connect(on_user_logged_out, dispatch_uid=f"{uid}.logout")
