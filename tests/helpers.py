@@ -61,3 +61,17 @@ def checkout(client: Client, guest_email: str | None = None) -> Any:
     assert resp.status_code == 302, resp.content[:2000]
     assert resp["Location"].endswith(reverse("checkout:thank-you")), resp["Location"]
     return Order.objects.exclude(pk__in=before).get()
+
+
+def visitor_id_of(client: Client) -> str:
+    """The visitor id inside a test client's signed visitor cookie ("" when it has none)."""
+    from django.test import RequestFactory
+
+    from recommender.conf import app_settings
+    from recommender.tracking import _cookie_visitor
+
+    request = RequestFactory().get("/")
+    cookie = client.cookies.get(app_settings.VISITOR_COOKIE)
+    if cookie is not None:
+        request.COOKIES[app_settings.VISITOR_COOKIE] = cookie.value
+    return _cookie_visitor(request)[0]

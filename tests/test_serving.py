@@ -13,7 +13,7 @@ from oscar.core.loading import get_model
 from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import serving, versions
 from recommender.services.training import train_recommenders
-from tests.helpers import add_to_basket, browser, view_product
+from tests.helpers import add_to_basket, browser, view_product, visitor_id_of
 from tests.training_shop import AS_OF, LIGHT, module_shop
 
 Product = get_model("catalogue", "Product")
@@ -306,7 +306,7 @@ def test_cached_cards_carry_each_visitors_own_token_and_csrf(shop):
     tokens = {html: set(re.findall(r"\?rec=([^\"&]+)", html)) for html in (first, second)}
     assert tokens[first] and tokens[second] and not tokens[first] & tokens[second]
     assert "__recommender_" not in first + second
-    bob_visitor = serving.Visitor(None, bob.cookies["oscar_visitor"].value)
+    bob_visitor = serving.Visitor(None, visitor_id_of(bob))
     assert all(serving.read_click_token(t, bob_visitor) for t in tokens[second])
     action, csrf = re.search(
         r'<form action="([^"]+)" method="post">\s*<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"',
