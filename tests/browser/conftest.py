@@ -58,7 +58,9 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_page(chromium: Any, live_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def open_page(
+    chromium: Any, live_server: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """``open_page()`` opens a page in a new browser context (a new shopper with no cookies).
 
     Relative URLs go to the live server; requests to any other host are aborted.
@@ -84,7 +86,8 @@ def open_page(chromium: Any, live_server: Any, request: pytest.FixtureRequest) -
         pages.append(page)
         return page
 
-    request.node._browser_pages = pages  # for the screenshot on failure
+    request.node._browser_pages = pages  # for the screenshots on failure
+    request.node._browser_failures = tmp_path_factory.getbasetemp() / "browser-failures"
     yield make
     for context in contexts:
         context.close()
@@ -96,7 +99,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     pages = getattr(item, "_browser_pages", None)
     if report.failed and report.when == "call" and pages:
-        folder = item.config._tmp_path_factory.getbasetemp() / "browser-failures"  # type: ignore[attr-defined]
+        folder = item._browser_failures  # type: ignore[attr-defined]
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name)
         saved = []
