@@ -4,7 +4,8 @@
   a fresh browser context (its own cookies) with a normal desktop user agent, since the default
   bot filter rightly treats ``HeadlessChrome`` as a bot.
 * Nothing leaves the machine: every request to another host than the live server is aborted
-  (Oscar's templates load jQuery from a CDN and fall back to their local copy).
+  (Oscar's templates load jQuery from a CDN and fall back to their local copy), and so are
+  images and fonts, which no journey looks at.
 * A failing test leaves a full-page screenshot and the page's HTML in
   ``<pytest basetemp>/browser-failures/``; the failure report prints their paths.
 * Without Chromium or Playwright the tests are skipped with the reason, except under
@@ -70,7 +71,8 @@ def open_page(
     origin = live_server.url
 
     def block_other_hosts(route: Any) -> None:
-        if route.request.url.startswith(origin + "/"):
+        # images and fonts are left out too: nothing is asserted on them and they cost each page
+        if route.request.url.startswith(origin + "/") and route.request.resource_type not in ("image", "font"):
             route.continue_()
         else:
             route.abort()

@@ -189,7 +189,12 @@ def test_staff_offer_for_a_segment_reaches_its_member_basket(open_page: Any, seg
     staff = open_page()
     log_in(staff, "staff@example.com")
     staff.goto("/dashboard/segments/")
-    row = staff.locator("tr").filter(has=staff.get_by_role("link", name=segment, exact=True))
+    assert staff.get_by_role("heading", name="Customer segments").count() >= 1
+    row = (
+        staff.locator("tr")
+        .filter(has=staff.get_by_role("link", name=segment, exact=True))
+        .filter(has=staff.locator("input[name=percent]"))
+    )
     row.locator("input[name=percent]").fill("15")
     row.get_by_role("button", name="Create offer").click()
     staff.wait_for_url(re.compile(r"/dashboard/offers/\d+/"))
@@ -214,6 +219,7 @@ def test_staff_roll_back_a_model_version(open_page: Any, trained_shop: TrainingS
     page = open_page()
     log_in(page, "staff@example.com")
     page.goto("/dashboard/recommendations/models/")
+    assert page.get_by_role("heading", name="Recommendation models").count() >= 1
     kind_row = page.locator("#live-versions tr").filter(has_text="Customers who viewed this also viewed")
     assert kind_row.locator("td").nth(1).inner_text() == f"v{live.pk}"
 
