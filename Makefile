@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 CHROMIUM ?= /usr/bin/chromium
-.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean chromium
+.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean wheel-check chromium
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ format:  ## apply ruff fixes and formatting
 
 migrations-check:  ## fail if a model change has no migration
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+wheel-check:  ## build the wheel from a fresh clone, install it without torch in a fresh venv, check the README's project (needs the package registry)
+	scripts/check_wheel.sh
 
 bench:  ## list the benchmark scripts (see benchmarks/README.md)
 	@ls benchmarks/*.py | grep -v __init__

@@ -10,6 +10,8 @@ class RecommenderConfig(AppConfig):
 
     def ready(self) -> None:
         from recommender import checks, receivers
+        from recommender.services import serving
 
         checks.register()
         receivers.connect()
+        serving.connect_catalogue_signals()

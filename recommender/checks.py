@@ -92,7 +92,36 @@ def check_recommender_settings(app_configs: Any = None, **kwargs: Any) -> list[c
 
 
 def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """The Celery broker the web process sends tasks to ("Train now") and beat sends the nightly runs to.
+
+    An unknown transport (a typo such as ``reddis://``, or one whose client library is not
+    installed) is an error; no broker at all is an error with ``DEBUG`` off (the periodic tasks
+    would not run) and a warning with it on (Celery would try its ``amqp://localhost`` default);
+    an in-process broker (``memory://``, ``filesystem://``) is fine for a demo only.
+    """
+    from kombu import Connection
+    from kombu.transport import resolve_transport
+
     broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    if broker:
+        try:
+            resolve_transport(Connection(broker).transport_cls)
+        except (KeyError, ImportError, ValueError) as exc:
+            return [
+                checks.Error(
+                    f"CELERY_BROKER_URL {broker.split('://')[0]}:// is not a usable Celery transport: {exc}.",
+                    hint="Use your Redis, e.g. redis://127.0.0.1:6379/0 (README.md, Installing).",
+                    id="recommender.E010",
+                )
+            ]
+    if not broker and settings.DEBUG:
+        return [
+            checks.Warning(
+                "CELERY_BROKER_URL is not set: Celery falls back to amqp://guest@localhost//.",
+                hint="Set CELERY_BROKER_URL to your Redis, e.g. redis://127.0.0.1:6379/0 (README.md, Installing).",
+                id="recommender.W003",
+            )
+        ]
     if settings.DEBUG:
         return []
     if not broker or broker.startswith(("memory://", "filesystem://")):
@@ -106,8 +135,39 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage
     return []
 
 
+def check_task_lock_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """The periodic tasks' no-overlap lock (``recommender.locks``) lives in the ``default`` cache.
+
+    Django's per-process caches cannot hold it: with ``LocMemCache`` each worker process has its
+    own lock, so two workers (or a worker and the "Train now" button's worker) can run the same
+    nightly task at once; ``DummyCache`` never holds anything. A warning while ``DEBUG`` is on
+    (one process in development is normal, and it is Django's default cache), an error with
+    ``DEBUG`` off, where several worker processes are the norm.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    try:
+        backend = caches["default"]
+    except Exception:  # a broken CACHES setting is reported by Django itself
+        return []
+    if not isinstance(backend, LocMemCache | DummyCache):
+        return []
+    level, check_id = (checks.Warning, "recommender.W002") if settings.DEBUG else (checks.Error, "recommender.E011")
+    return [
+        level(
+            f"The default cache is {type(backend).__name__}, a per-process cache: the lock that keeps the "
+            "nightly tasks from overlapping does not hold across Celery worker processes.",
+            hint="Use a shared cache, e.g. django_redis.cache.RedisCache on your Redis (README.md, Installing).",
+            id=check_id,
+        )
+    ]
+
+
 def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
     """Values the training run would only reject at night: caught at startup instead."""
+    import importlib.util
     import re
 
     from recommender.conf import app_settings
@@ -129,9 +189,11 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
                                    hint="Add it to settings.STORAGES or use None for default_storage.",
                                    id="recommender.E007"))  # fmt: skip
     name = app_settings.NEXT_ITEM_MODEL
-    if name is not None and name not in available_models():
+    no_torch = name in ("blend", "gru", "lstm") and importlib.util.find_spec("torch") is None
+    if name is not None and (no_torch or name not in available_models()):
         hint = (
-            "Install torch (pip install 'torch==2.13.0') for the neural models."
+            "Install torch for the neural models (pip install 'django-oscar-personalization[torch]'), "
+            'or use "hybrid".'
             if name in ("blend", "gru", "lstm")
             else ""
         )
@@ -141,6 +203,10 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     if app_settings.HOLDOUT_DAYS <= 0 or app_settings.MAX_HISTORY_LENGTH < 2:
         errors.append(checks.Error("RECOMMENDER['HOLDOUT_DAYS'] must be > 0 and MAX_HISTORY_LENGTH >= 2.",
                                    id="recommender.E009"))  # fmt: skip
+    bad = [k for k in ("BLOCK_CACHE_SECONDS", "CARD_CACHE_SECONDS", "MAX_PER_CATEGORY") if getattr(app_settings, k) < 0]
+    if bad or not 1 <= app_settings.BLOCK_LIMIT <= 50:
+        errors.append(checks.Error("RECOMMENDER: BLOCK_LIMIT must be 1-50 and " + ", ".join(bad or ["the others"])
+                                   + " must be >= 0.", id="recommender.E021"))  # fmt: skip
     return errors
 
 
@@ -149,3 +215,4 @@ def register() -> None:
     checks.register(check_recommender_settings)
     checks.register(check_training_settings)
     checks.register(check_broker, checks.Tags.compatibility, deploy=False)
+    checks.register(check_task_lock_cache, checks.Tags.caches)

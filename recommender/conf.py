@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "BLOCK_LIMIT": 6,  # products per block unless the tag or the API asks for another number (at most 50)
     "BLOCK_CACHE_SECONDS": 60,  # a visitor's block is cached this long; any new event of theirs invalidates it
     "MAX_PER_CATEGORY": 3,  # at most this many products of one category in a block (0: no cap)
+    "CARD_CACHE_SECONDS": 300,  # rendered product cards and their stock/price verdict; 0: per-customer prices
     "PLACEMENT_OPTIONS": {},  # per placement: {"for_you": {"limit": 8, "exclude_purchased": False}}
 }
 
@@ -98,6 +99,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "BLOCK_LIMIT": int,
     "BLOCK_CACHE_SECONDS": int,
     "MAX_PER_CATEGORY": int,
+    "CARD_CACHE_SECONDS": int,
     "PLACEMENT_OPTIONS": dict,
 }
 

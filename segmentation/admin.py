@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.html import format_html
 
 from segmentation.export import memberships_csv_response
 from segmentation.models import CustomerSegment, SegmentationRun, SegmentTarget
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class NoNulFiltersAdmin(admin.ModelAdmin):
+    """The change list answers 400 to a filter or search value holding a NUL character (Django's
+    admin passes list-filter values straight to the database, and PostgreSQL refuses NUL: a 500)."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if any("\x00" in value for values in request.GET.lists() for value in values[1]):
+            return HttpResponseBadRequest("A filter or search value holds a NUL character.", content_type="text/plain")
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(NoNulFiltersAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -100,7 +110,7 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SegmentTarget)
-class SegmentTargetAdmin(admin.ModelAdmin):
+class SegmentTargetAdmin(NoNulFiltersAdmin):
     list_display = ("segment", "condition", "offers")
     list_filter = ("segment",)
     raw_id_fields = ("condition",)

@@ -1,13 +1,24 @@
-"""CSV export of memberships (admin action and dashboard), streamed so big segments do not load at once."""
+"""CSV exports (memberships from the admin action and the dashboard, the behaviour tables).
+
+Memberships are streamed so big segments do not load at once. Every text cell is neutralised
+against spreadsheet formula injection (OWASP "CSV Injection"): a cell that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``, so an e-mail such as
+``=cmd|'/Ccalc'!A0@example.com`` opens as text, not as a formula. Numbers are written as they
+are (a negative spend stays a number). The file name is sent through Django's
+``content_disposition_header``, after replacing anything but letters, digits, ``.``, ``_`` and
+``-``, so a quote or CRLF in a segment name cannot break the header.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 CSV_FIELDS = (
     ("run", "run_id"),
@@ -37,14 +48,45 @@ class _Echo:
         return value
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_UNSAFE_IN_FILENAME = re.compile(r"[^\w.\-]+")
+
+
+def safe_cell(value: Any) -> Any:
+    """``value`` as a CSV cell: ``None`` is empty; text a spreadsheet would run as a formula gets a ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def safe_filename(filename: str) -> str:
+    """``filename`` with every run of characters other than letters, digits, ``.``, ``_``, ``-`` as one ``-``."""
+    return _UNSAFE_IN_FILENAME.sub("-", filename).strip("-.") or "export.csv"
+
+
+def _attachment(response: HttpResponse | StreamingHttpResponse, filename: str) -> None:
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=safe_filename(filename))
+
+
 def _rows(qs: QuerySet) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow([name for name, _ in CSV_FIELDS])
     for values in qs.values_list(*[path for _, path in CSV_FIELDS]).iterator(chunk_size=2000):
-        yield writer.writerow(["" if v is None else v for v in values])
+        yield writer.writerow([safe_cell(v) for v in values])
 
 
-def memberships_csv_response(qs: QuerySet, filename: str) -> Any:
+def memberships_csv_response(qs: QuerySet, filename: str) -> StreamingHttpResponse:
+    """A streamed CSV attachment of the memberships in ``qs`` (in id order)."""
     response = StreamingHttpResponse(_rows(qs.order_by("pk")), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    _attachment(response, filename)
+    return response
+
+
+def csv_response(rows: Iterable[Iterable[Any]], filename: str) -> HttpResponse:
+    """A CSV attachment of ``rows`` (small tables), its cells neutralised like the memberships'."""
+    response = HttpResponse(content_type="text/csv")
+    csv.writer(response).writerows([safe_cell(v) for v in row] for row in rows)
+    _attachment(response, filename)
     return response

@@ -8,27 +8,31 @@ import pytest
 from django.urls import reverse
 from oscar.core.loading import get_model
 
-from recommender import tasks
 from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import versions
 from recommender.services.training import train_recommenders
-from tests.test_celery import worker_queue  # noqa: F401  (fixture)
-from tests.training_shop import AS_OF, build_shop
+from tests.training_shop import AS_OF, LIGHT, module_shop
 
 ModelVersion = get_model("recommender", "ModelVersion")
 TrainingRun = get_model("recommender", "TrainingRun")
-LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
 URL = "/dashboard/recommendations/models/"
 
 
-@pytest.fixture
-def trained(db, settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.RECOMMENDER = LIGHT
-    versions.forget_loaded()
-    shop = build_shop()
+def _train_twice(shop) -> None:
     train_recommenders(AS_OF - timedelta(days=10), [ModelKind.ALSO_VIEWED, ModelKind.NEXT_ITEM])
     train_recommenders(AS_OF, [ModelKind.ALSO_VIEWED, ModelKind.NEXT_ITEM])
+
+
+trained_shop = module_shop(_train_twice)
+
+
+@pytest.fixture
+def trained(trained_shop, db, settings):
+    """Two runs on the shop, built once per module; what a test changes is rolled back."""
+    shop, media = trained_shop
+    settings.MEDIA_ROOT = media
+    settings.RECOMMENDER = LIGHT
+    versions.forget_loaded()
     yield shop
     versions.forget_loaded()
 
@@ -42,16 +46,19 @@ def staff(client, django_user_model):
 
 def test_only_staff_reach_the_page(client, django_user_model, db):
     assert reverse("recommender_dashboard:recommender-models") == URL
+    versions_before = list(ModelVersion.objects.values_list("pk", "status"))
     response = client.get(URL)
     assert response.status_code == 302 and "login" in response["Location"]
     shopper = django_user_model.objects.create_user("shopper", "s@example.com", "pw")
     client.force_login(shopper)
     assert client.get(URL).status_code in (302, 403)
     assert client.post(f"{URL}1/promote/").status_code in (302, 403)
-    assert not ModelVersion.objects.exists()
+    assert list(ModelVersion.objects.values_list("pk", "status")) == versions_before
 
 
 def test_an_empty_shop_shows_how_to_train(staff):
+    ModelVersion.objects.all().delete()  # (the module's trained shop may be committed already)
+    TrainingRun.objects.all().delete()
     response = staff.get(URL)
     assert response.status_code == 200
     assert "No model trained yet" in response.content.decode()
@@ -106,33 +113,3 @@ def test_admin_lists_versions_and_promotes(admin_client, trained):
     earlier.refresh_from_db()
     assert earlier.status == VersionStatus.LIVE
     assert admin_client.get(reverse("admin:recommender_trainingrun_changelist")).status_code == 200
-
-
-@pytest.fixture
-def worker_var(monkeypatch, tmp_path):
-    """The worker started by ``worker_queue`` keeps its files (model storage) in a temporary folder."""
-    monkeypatch.setenv("SHOP_VAR_DIR", str(tmp_path / "var"))
-    return tmp_path / "var"
-
-
-@pytest.mark.redis
-@pytest.mark.postgres
-def test_the_task_trains_on_a_real_worker(worker_var, worker_queue, settings):  # noqa: F811
-    build_shop()
-    media = str(worker_var / "media")
-    result = tasks.train_recommenders.apply_async(
-        kwargs={"as_of": AS_OF.date().isoformat(), "kinds": ["trending", "also_viewed"]}, queue=worker_queue
-    ).get(timeout=300)
-    run = TrainingRun.objects.get(pk=result["run"])
-    assert result["status"] == run.status == "succeeded", run.error
-    assert result["kinds"]["also_viewed"] == "live"
-    version = ModelVersion.objects.get(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE)
-    settings.MEDIA_ROOT = media
-    versions.forget_loaded()
-    assert versions.load(version).product_ids
-    # a second task while the first holds the lock is skipped, never run twice at once
-    from recommender.locks import task_lock
-
-    with task_lock("recommender.train_recommenders"):
-        skipped = tasks.train_recommenders.apply_async(queue=worker_queue).get(timeout=60)
-    assert skipped == {"skipped": "locked"}

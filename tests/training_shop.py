@@ -8,6 +8,7 @@ creator, so lines and the order_placed signal are real).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -75,3 +76,35 @@ def build_shop(n_users: int = 24, n_visitors: int = 16, visits: int = 8, orders:
         placed = start + timedelta(seconds=float(rng.uniform(0, days * 86400 - 3600)))
         Order.objects.filter(pk=order.pk).update(date_placed=placed)
     return TrainingShop(products, users, visitors, end)
+
+
+#: the settings the shop is trained with in the tests: a light next-item model, a small holdout
+LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
+
+
+def module_shop(train: Callable[[TrainingShop], None]) -> Any:
+    """A module-scoped fixture giving ``(shop, media root)``: the shop built and trained once by
+    ``train`` and committed for all tests of the module (each test still runs in its own
+    rolled-back transaction, see the ``shop`` fixtures), then flushed away. Tests that change
+    files or need another database state belong in another module."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def fixture(django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: Any) -> Any:
+        from django.core.management import call_command
+        from django.test import override_settings
+
+        from recommender.services import versions
+
+        media = str(tmp_path_factory.mktemp("media"))
+        fast = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media, RECOMMENDER=LIGHT, PASSWORD_HASHERS=fast):
+            versions.forget_loaded()
+            shop = build_shop()
+            train(shop)
+        yield shop, media
+        versions.forget_loaded()
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
+
+    return fixture

@@ -21,10 +21,14 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from recommender.api.fields import StrictIntegerField
 from recommender.api.serializers import BlockSerializer
 from recommender.services import serving
 
 PARAMETERS = [
+    OpenApiParameter(
+        "placement", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(serving.PLACEMENTS), description="which block"
+    ),
     OpenApiParameter("product", OpenApiTypes.INT, description="the product on the page (product placements)"),
     OpenApiParameter("limit", OpenApiTypes.INT, description="how many products (1-50, default BLOCK_LIMIT)"),
 ]
@@ -43,8 +47,8 @@ class RecommendationThrottle(AnonRateThrottle):
 
 
 class _Query(serializers.Serializer):
-    product = serializers.IntegerField(required=False, min_value=1)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    product = StrictIntegerField(required=False)
+    limit = StrictIntegerField(required=False, max_value=50)
 
 
 def _block(request: Request, placement: str, visitor: serving.Visitor) -> Response:

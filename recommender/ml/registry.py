@@ -18,6 +18,10 @@ from recommender.ml.rules import SequentialRulesRecommender, VSKNNRecommender
 
 #: modules whose Recommender subclasses register themselves under their ``name`` on first use
 LAZY_MODULES = ("recommender.ml.sequence",)
+#: optional packages a lazy module may need (``pip install 'django-oscar-personalization[torch]'``)
+OPTIONAL_DEPENDENCIES = ("torch",)
+#: lazy module -> the optional package it lacked, filled by the first lookup that needed it
+MISSING_DEPENDENCIES: dict[str, str] = {}
 
 _MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -44,8 +48,11 @@ def _load_lazy() -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # the module exists but a dependency is missing
-                raise
+            missing = (exc.name or "").partition(".")[0]
+            if exc.name != module_name and missing not in OPTIONAL_DEPENDENCIES:
+                raise  # the module exists but a required dependency is missing: a broken install
+            if exc.name != module_name:
+                MISSING_DEPENDENCIES[module_name] = missing
             continue
         for obj in vars(module).values():
             if (
@@ -72,7 +79,12 @@ def get_model_class(name: str) -> type[Recommender]:
     try:
         return _MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}") from None
+        missing = "".join(
+            f"; {module} is unavailable because {package} is not installed"
+            f" (pip install 'django-oscar-personalization[{package}]')"
+            for module, package in MISSING_DEPENDENCIES.items()
+        )
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(sorted(_MODELS))}{missing}") from None
 
 
 def load_model(directory: str | Path) -> Recommender:

@@ -18,11 +18,12 @@ which rung it came from and why it is shown. Rules every block obeys:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 SIGNING_SALT = "recommender.click"
 BEST_SELLERS_KEY = "recommender:best-sellers"
+CATALOGUE_KEY = "recommender:catalogue-generation"
+#: rungs that read the visitor's own history (a placement without them is shared by all visitors)
+PERSONAL_RUNGS = frozenset({"model", "item_to_item", "buy_again", "recently_viewed"})
 _last_error_log: dict[str, float] = {}
 
 
@@ -103,16 +107,22 @@ def visitor_of(request: Any) -> Visitor:
 
 @dataclass
 class Item:
-    product: Any
+    """One recommended product. ``product`` is loaded by :func:`recommend` (``load_products``);
+    the template tag renders cached cards from ``product_id`` instead (see ``recommender_tags``)."""
+
+    product_id: int
     reason: str
     rung: str
     position: int
     version_id: int | None
     token: str = ""
+    product: Any = None
+    card: str = ""  # the rendered product card (template tag)
 
     @property
     def url(self) -> str:
-        return f"{self.product.get_absolute_url()}?rec={self.token}" if self.token else self.product.get_absolute_url()
+        url = self.product.get_absolute_url()
+        return f"{url}?rec={self.token}" if self.token else url
 
 
 @dataclass
@@ -208,9 +218,11 @@ def recommend(
     limit: int | None = None,
     visitor: Visitor | None = None,
     strategy: Any | None = None,
+    load_products: bool = True,
 ) -> Block:
     """The block for ``placement`` on this request (see the module doc). Never raises for data or
-    model problems: a failing rung is logged and the next one is used."""
+    model problems: a failing rung is logged and the next one is used. ``load_products=False``
+    leaves ``Item.product`` unset (the template tag renders cached cards from the ids)."""
     spec = PLACEMENTS.get(placement)
     if spec is None:
         raise UnknownPlacement(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
@@ -218,24 +230,39 @@ def recommend(
         return Block(placement, _(spec.title), [])
     options = {**(app_settings.PLACEMENT_OPTIONS.get(placement) or {})}
     limit = max(1, min(int(limit or options.get("limit", app_settings.BLOCK_LIMIT)), 50))
+    memo = request_memo(request)
     visitor = visitor or visitor_of(request)
     strategy = strategy or getattr(request, "strategy", None) or strategy_for(request, visitor)
     page_product = (product.parent_id or product.pk) if product is not None else None
-    basket_ids = _basket_product_ids(request)
-    live_ids = _safe(lambda: versions.live_version_ids(), {}, "live versions")
-    key = _cache_key(visitor, placement, page_product, basket_ids, limit, live_ids)
-    candidates = _safe(lambda: cache.get(key), None, "cache") if key else None
-    if candidates is None:
-        ctx = _context(request, visitor, page_product, basket_ids, spec)
-        candidates = _candidates(spec, ctx, limit, options)
+    if "basket" not in memo:
+        memo["basket"] = _basket_product_ids(request)
+    basket_ids: set[int] = memo["basket"]
+    shared = _is_shared(spec, visitor)
+    key = _cache_key(visitor, spec, page_product, basket_ids, limit, memo, shared)
+    rows = _safe(lambda: cache.get(key), None, "cache") if key else None
+    if rows is None:
+        ctx = _context(visitor, page_product, set() if shared else basket_ids, spec, memo, history=not shared)
+        rows = [astuple(c) for c in _candidates(spec, ctx, limit, options, shared)]
         if key:
-            _safe(lambda: cache.set(key, candidates, app_settings.BLOCK_CACHE_SECONDS), None, "cache")
+            _safe(lambda: cache.set(key, rows, app_settings.BLOCK_CACHE_SECONDS), None, "cache")
+    candidates = [Candidate(*row) for row in rows]
+    exclude = set(basket_ids)
+    if page_product:
+        exclude.add(page_product)
+    if shared and options.get("exclude_purchased", spec.exclude_purchased):
+        exclude |= _purchased(visitor, memo)
     # later blocks of one page show other products (the visitor's own history blocks excepted)
     dedupe = request is not None and spec.exclude_purchased
-    shown = getattr(request, "_recommender_shown", set()) if dedupe else set()
-    items = _items(candidates, visitor, placement, limit, strategy, page_product, basket_ids | shown)
     if dedupe:
-        request._recommender_shown = shown | {item.product.pk for item in items}
+        exclude |= memo.setdefault("shown", set())
+    items = _items(candidates, visitor, placement, limit, strategy, exclude, memo)
+    if dedupe:
+        memo["shown"] |= {item.product_id for item in items}
+    if load_products and items:
+        products = fetch_products([item.product_id for item in items], memo)
+        items = [item for item in items if item.product_id in products]
+        for item in items:
+            item.product = products[item.product_id]
     return Block(placement, _(spec.title), items)
 
 
@@ -255,6 +282,19 @@ def _log_once(what: str, message: str, interval: float = 60.0) -> None:
         logger.exception(message)
 
 
+def request_memo(request: Any) -> dict[str, Any]:
+    """What one request has looked up already (basket, histories, catalogue generation, live
+    versions), shared by the blocks of a page; a fresh dict without a request."""
+    if request is None:
+        return {}
+    memo = getattr(request, "_recommender_memo", None)
+    if memo is None:
+        memo = {}
+        with contextlib.suppress(AttributeError):  # an object that takes no attributes: no sharing
+            request._recommender_memo = memo
+    return memo
+
+
 def strategy_for(request: Any, visitor: Visitor) -> Any:
     """Oscar's pricing and stock strategy for this request and visitor (the shop's Selector)."""
     Selector = get_class("partner.strategy", "Selector")
@@ -268,27 +308,92 @@ def _basket_product_ids(request: Any) -> set[int]:
     return {parent or pid for pid, parent in basket.lines.values_list("product_id", "product__parent_id")}
 
 
-def _cache_key(visitor: Visitor, placement: str, product_id: int | None, basket: set[int], limit: int,
-               live_ids: dict[str, int]) -> str:  # fmt: skip
+def _is_shared(spec: Placement, visitor: Visitor) -> bool:
+    """True when no rung of the placement reads this visitor's history or segment: the candidates
+    depend on the page's product and the live models only, so every visitor shares them (the
+    visitor's own exclusions are applied afterwards)."""
+    personal = PERSONAL_RUNGS | ({"trending_segment"} if visitor.user is not None else set())
+    return not personal.intersection(spec.rungs)
+
+
+def catalogue_generation(memo: dict[str, Any] | None = None) -> int:
+    """A number that changes whenever a product, its stock, images, categories or the bury list
+    change: it is part of every key of cached product facts, cards and shared candidates."""
+    memo = {} if memo is None else memo
+    if "catalogue" not in memo:
+        memo["catalogue"] = _safe(lambda: cache.get(CATALOGUE_KEY), None, "cache") or 0
+    return memo["catalogue"]
+
+
+def bump_catalogue_generation(**kwargs: Any) -> None:
+    """Signal receiver: the catalogue changed, cached product facts and cards are stale."""
+    _safe(lambda: cache.set(CATALOGUE_KEY, time.time_ns(), None), None, "cache")
+
+
+def connect_catalogue_signals() -> None:
+    """Changes to products, stock records, images, categories and the bury list make cached
+    product facts, cards and shared candidate lists stale (a new catalogue generation)."""
+    from django.db.models.signals import post_delete, post_save
+
+    for app_label, name in (("catalogue", "Product"), ("partner", "StockRecord"), ("catalogue", "ProductImage"),
+                            ("catalogue", "ProductCategory"), ("catalogue", "ProductRecommendation"),
+                            ("recommender", "Bury")):  # fmt: skip
+        model = get_model(app_label, name)
+        for signal in (post_save, post_delete):
+            signal.connect(bump_catalogue_generation, sender=model, dispatch_uid=f"recommender.catalogue.{name}")
+
+
+def _live_ids(memo: dict[str, Any]) -> dict[str, int]:
+    if "live" not in memo:
+        memo["live"] = _safe(lambda: versions.live_version_ids(), {}, "live versions")
+    return memo["live"]
+
+
+def _cache_key(visitor: Visitor, spec: Placement, product_id: int | None, basket: set[int], limit: int,
+               memo: dict[str, Any], shared: bool) -> str:  # fmt: skip
+    live = ",".join(f"{k}{v}" for k, v in sorted(_live_ids(memo).items()))
+    catalogue = catalogue_generation(memo)
+    if shared:
+        # anchors are the page's product, else the basket: only then does the basket matter
+        anchors = "" if product_id else hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest()
+        return f"recommender:shared:{spec.name}:{product_id}:{anchors}:{limit}:{live}:{catalogue}"
     if not visitor.key:
         return ""  # a visitor without id has no history: nothing personal to cache
     generation = _safe(lambda: cache.get(generation_key(visitor.key)), None, "cache") or 0
-    live = ",".join(f"{k}{v}" for k, v in sorted(live_ids.items()))
-    basket_part = hashlib.blake2s(",".join(map(str, sorted(basket))).encode(), digest_size=6).hexdigest()
-    return f"recommender:block:{visitor.key}:{generation}:{placement}:{product_id}:{basket_part}:{limit}:{live}"
+    basket_part = hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest()
+    return (f"recommender:block:{visitor.key}:{generation}:{spec.name}:{product_id}:{basket_part}:{limit}:"
+            f"{live}:{catalogue}")  # fmt: skip
 
 
-def _context(request: Any, visitor: Visitor, product_id: int | None, basket_ids: set[int], spec: Placement) -> Context:
-    history = _safe(lambda: history_for(visitor.user, visitor.visitor_id), [], "history")
-    purchased = {pid for pid, _when, kind in history if kind == EVENT_PURCHASE}
-    if visitor.user is not None and spec.exclude_purchased:
-        Line = get_model("order", "Line")
-        lines = Line.objects.filter(order__user=visitor.user, product__isnull=False)
-        purchased |= {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
+def _history(visitor: Visitor, memo: dict[str, Any]) -> list[tuple[int, float, int]]:
+    key = ("history", visitor.key)
+    if key not in memo:
+        memo[key] = _safe(lambda: history_for(visitor.user, visitor.visitor_id), [], "history")
+    return memo[key]
+
+
+def _purchased(visitor: Visitor, memo: dict[str, Any]) -> set[int]:
+    """What this visitor bought: from their history, and for a customer every order line."""
+    key = ("purchased", visitor.key)
+    if key not in memo:
+        purchased = {pid for pid, _when, kind in _history(visitor, memo) if kind == EVENT_PURCHASE}
+        if visitor.user is not None:
+            Line = get_model("order", "Line")
+            lines = Line.objects.filter(order__user=visitor.user, product__isnull=False)
+            purchased |= {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
+        memo[key] = purchased
+    return memo[key]
+
+
+def _context(visitor: Visitor, product_id: int | None, basket_ids: set[int], spec: Placement,
+             memo: dict[str, Any], history: bool = True) -> Context:  # fmt: skip
+    if not history:
+        return Context(visitor, [], product_id, basket_ids, set(), None)
+    purchased = _purchased(visitor, memo) if spec.exclude_purchased else set()
     segment = None
     if visitor.user is not None and "trending_segment" in spec.rungs:
         segment = _safe(lambda: _segment_of(visitor.user), None, "segment")
-    return Context(visitor, history, product_id, basket_ids, purchased, segment)
+    return Context(visitor, _history(visitor, memo), product_id, basket_ids, purchased, segment)
 
 
 def _segment_of(user: Any) -> str | None:
@@ -301,14 +406,17 @@ def _segment_of(user: Any) -> str | None:
     return current_segment(user)
 
 
-def _candidates(spec: Placement, ctx: Context, limit: int, options: dict[str, Any]) -> list[Candidate]:
-    """Walk the ladder until there are enough candidates to survive the rules (over-fetch x3)."""
+def _candidates(
+    spec: Placement, ctx: Context, limit: int, options: dict[str, Any], shared: bool = False
+) -> list[Candidate]:
+    """Walk the ladder until there are enough candidates to survive the rules (over-fetch x3; a
+    shared list, whose visitors' exclusions come later, x4 and 20 more)."""
     exclude = set(ctx.basket_ids)
     if ctx.product_id:
         exclude.add(ctx.product_id)
     if options.get("exclude_purchased", spec.exclude_purchased):
         exclude |= ctx.purchased_ids
-    wanted = limit * 3
+    wanted = limit * 4 + 20 if shared else limit * 3
     found: list[Candidate] = []
     seen = set(exclude)
     for rung in spec.rungs:
@@ -499,41 +607,84 @@ RUNGS: dict[str, Callable[[Context, int], list[Candidate]]] = {
 
 
 def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit: int, strategy: Any,
-           page_product: int | None, basket_ids: set[int]) -> list[Item]:  # fmt: skip
-    """The first ``limit`` candidates that pass the rules (one bulk fetch with stock records)."""
-    wanted = [c for c in candidates if c.product_id != page_product and c.product_id not in basket_ids]
+           exclude: set[int], memo: dict[str, Any]) -> list[Item]:  # fmt: skip
+    """The first ``limit`` candidates that pass the rules, judged on cached product facts."""
+    wanted = [c for c in candidates if c.product_id not in exclude]
     if not wanted:
         return []
-    products = _fetch([c.product_id for c in wanted], _buried())
+    facts = product_facts([c.product_id for c in wanted], strategy, memo)
     per_category: dict[int, int] = {}
     cap = app_settings.MAX_PER_CATEGORY
     items: list[Item] = []
     for cand in wanted:
-        product = products.get(cand.product_id)
-        if product is None or not _buyable(product, strategy):
+        fact = facts.get(cand.product_id)
+        if not fact or not fact[0]:
             continue
-        categories = [c.pk for c in product.categories.all()][:1]
-        if cap and categories and per_category.get(categories[0], 0) >= cap:
-            continue
-        for c in categories:
-            per_category[c] = per_category.get(c, 0) + 1
+        category = fact[1]
+        if cap and category is not None:
+            if per_category.get(category, 0) >= cap:
+                continue
+            per_category[category] = per_category.get(category, 0) + 1
         position = len(items) + 1
         token = signing.dumps(
             {"p": placement, "v": cand.version_id, "i": position, "r": cand.rung, "w": visitor.digest},
             salt=SIGNING_SALT, compress=True,
         )  # fmt: skip
-        items.append(Item(product, cand.reason, cand.rung, position, cand.version_id, token))
+        items.append(Item(cand.product_id, cand.reason, cand.rung, position, cand.version_id, token))
         if len(items) >= limit:
             break
     return items
 
 
-def _fetch(ids: list[int], buried: Q) -> dict[int, Any]:
-    """Recommendable products by id, with what the strategy and the card need prefetched."""
+def strategy_key(strategy: Any) -> str:
+    """Cached facts and cards are per strategy class (the same prices and stock for everyone who
+    gets that class); a shop whose prices differ per customer sets ``CARD_CACHE_SECONDS`` to 0."""
+    return f"{type(strategy).__module__}.{type(strategy).__qualname__}"
+
+
+def product_facts(ids: list[int], strategy: Any, memo: dict[str, Any]) -> dict[int, tuple[bool, int | None]]:
+    """``{id: (can be recommended and bought now, first category id)}``, cached for
+    ``CARD_CACHE_SECONDS`` under the catalogue generation (any product, stock, image, category or
+    bury change makes new keys); misses are fetched in bulk with their stock records."""
+    seconds = app_settings.CARD_CACHE_SECONDS
+    prefix = f"recommender:fact:{catalogue_generation(memo)}:{strategy_key(strategy)}:"
+    known: dict[int, Any] = memo.setdefault("facts", {})
+    todo = [pid for pid in dict.fromkeys(ids) if pid not in known]
+    if todo and seconds:
+        hits = _safe(lambda: cache.get_many([f"{prefix}{pid}" for pid in todo]), {}, "cache")
+        for pid in todo:
+            if (hit := hits.get(f"{prefix}{pid}")) is not None:
+                known[pid] = tuple(hit)
+        todo = [pid for pid in todo if pid not in known]
+    if todo:
+        products = fetch_products(todo, memo, buried=True)
+        fresh: dict[int, tuple[bool, int | None]] = {}
+        for pid in todo:
+            product = products.get(pid)
+            ok = product is not None and _buyable(product, strategy)
+            categories = [c.pk for c in product.categories.all()][:1] if ok else []
+            fresh[pid] = (ok, categories[0] if categories else None)
+        known.update(fresh)
+        if seconds:
+            _safe(lambda: cache.set_many({f"{prefix}{p}": list(f) for p, f in fresh.items()}, seconds), None, "cache")
+    return {pid: known[pid] for pid in ids if pid in known}
+
+
+def fetch_products(ids: list[int], memo: dict[str, Any] | None = None, buried: bool = False) -> dict[int, Any]:
+    """Recommendable products by id (not buried, when asked), with what the strategy and the card
+    need prefetched; remembered for the rest of the request."""
     from recommender.exporters import recommendable_products
 
-    qs = recommendable_products().filter(pk__in=ids).exclude(buried).select_related("product_class", "parent")
-    return {p.pk: p for p in qs.prefetch_related("stockrecords", "categories", "images", "children__stockrecords")}
+    memo = {} if memo is None else memo
+    products: dict[int, Any] = memo.setdefault("products", {})
+    todo = [pid for pid in ids if pid not in products]
+    if todo:
+        qs = recommendable_products().filter(pk__in=todo).select_related("product_class", "parent")
+        if buried:
+            qs = qs.exclude(_buried())
+        qs = qs.prefetch_related("stockrecords", "categories", "images", "children__stockrecords")
+        products.update({p.pk: p for p in qs})
+    return {pid: products[pid] for pid in ids if pid in products}
 
 
 def _buried() -> Q:

@@ -102,7 +102,11 @@ def torch_available() -> bool:
 
 
 def next_item_model_name() -> str:
-    """The configured next-item model, or the best one this installation can train."""
+    """The configured next-item model, or the best one this installation can train.
+
+    Without torch the default is ``hybrid`` (no network; :func:`build_model` logs why); a
+    configured neural model without torch is a system check error (``recommender.E008``).
+    """
     return app_settings.NEXT_ITEM_MODEL or ("blend" if torch_available() else "hybrid")
 
 
@@ -110,6 +114,11 @@ def build_model(kind: str, *, event_types: int = 1, time_budget: float | None = 
     """A fresh, unfitted candidate for ``kind`` (registry name, model)."""
     if kind == ModelKind.NEXT_ITEM:
         name = next_item_model_name()
+        if not app_settings.NEXT_ITEM_MODEL and name == "hybrid":
+            logger.warning(
+                "torch is not installed: the next-item model is 'hybrid' instead of 'blend' "
+                "(pip install 'django-oscar-personalization[torch]' for the neural models)"
+            )
         cls = get_model_class(name)
         params: dict[str, Any] = {}
         if name == "blend":

@@ -30,6 +30,8 @@ LIVE_CACHE_KEY = "recommender:live-versions"
 
 _lock = threading.Lock()
 _loaded: dict[int, artifacts.LoadedModel] = {}
+#: version id -> (monotonic time, error) of a failed load: not retried for ``LIVE_CHECK_SECONDS``
+_failed: dict[int, tuple[float, str]] = {}
 _live_ids: dict[str, int] = {}
 _live_checked = 0.0
 
@@ -54,13 +56,26 @@ def live_version_ids() -> dict[str, int]:
 
 
 def load(version: Any) -> artifacts.LoadedModel:
-    """The version's verified model, loaded once per process (ArtifactError if damaged)."""
+    """The version's verified model, loaded once per process (ArtifactError if damaged).
+
+    A damaged version is not read again for ``LIVE_CHECK_SECONDS``: every block of every page
+    would otherwise fetch and verify its files again before falling back.
+    """
     with _lock:
         loaded = _loaded.get(version.pk)
+        failed = _failed.get(version.pk)
     if loaded is None:
-        loaded = artifacts.load(version.artifact_path, version.files)
+        if failed is not None and time.monotonic() - failed[0] < LIVE_CHECK_SECONDS:
+            raise artifacts.ArtifactError(failed[1])
+        try:
+            loaded = artifacts.load(version.artifact_path, version.files)
+        except artifacts.ArtifactError as exc:
+            with _lock:
+                _failed[version.pk] = (time.monotonic(), str(exc))
+            raise
         with _lock:
             _loaded[version.pk] = loaded
+            _failed.pop(version.pk, None)
     return loaded
 
 
@@ -99,6 +114,7 @@ def forget_loaded() -> None:
     global _live_checked
     with _lock:
         _loaded.clear()
+        _failed.clear()
         _live_ids.clear()
         _live_checked = 0.0
 

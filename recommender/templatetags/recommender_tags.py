@@ -9,6 +9,14 @@
 Placements: ``for_you``, ``also_bought``, ``also_viewed``, ``bought_together``, ``trending``,
 ``buy_again``, ``recently_viewed``. A block never breaks the page: any error gives an empty
 block and one logged error.
+
+The block template gets ``block``; each ``item`` has ``card``, the product card rendered from
+``recommender/partials/product_card.html`` (override it to change the card). Cards are cached per
+product, language and pricing strategy for ``CARD_CACHE_SECONDS`` and rendered again whenever the
+catalogue changes (a product, its stock, images or categories); the parts that differ per
+visitor (the signed ``?rec=`` of the links, the CSRF token of the basket form) are filled in per
+request. The ``as`` form loads the products instead (``item.product``), for shops that lay the
+block out themselves.
 """
 
 from __future__ import annotations
@@ -17,14 +25,23 @@ import logging
 from typing import Any
 
 from django import template
+from django.core.cache import cache
+from django.middleware.csrf import get_token
 from django.template.base import FilterExpression, Parser, Token
+from django.utils import translation
+from django.utils.safestring import mark_safe
 
+from recommender.conf import app_settings
 from recommender.services import serving
 
 register = template.Library()
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "recommender/partials/block.html"
+CARD_TEMPLATE = "recommender/partials/product_card.html"
+# placeholders in a cached card for what differs per visitor
+REC_HOLE = "__recommender_rec__"
+CSRF_HOLE = "__recommender_csrf__"
 
 
 class RecommendationsNode(template.Node):
@@ -36,8 +53,14 @@ class RecommendationsNode(template.Node):
         values: dict[str, Any] = {k: v.resolve(context) for k, v in self.kwargs.items()}
         try:
             block = serving.recommend(
-                context.get("request"), placement, product=values.get("product") or None, limit=values.get("limit")
+                context.get("request"),
+                placement,
+                product=values.get("product") or None,
+                limit=values.get("limit"),
+                load_products=bool(self.as_var),
             )
+            if not self.as_var:
+                attach_cards(block, context)
         except Exception:
             serving._log_once(f"tag {placement}", f"recommender: the {placement!r} block failed; shown empty")
             block = serving.Block(placement, "", [])
@@ -49,6 +72,37 @@ class RecommendationsNode(template.Node):
         name = values.get("template") or DEFAULT_TEMPLATE
         with context.push(block=block):
             return context.template.engine.get_template(name).render(context)
+
+
+def attach_cards(block: serving.Block, context: template.Context) -> None:
+    """Give each item of ``block`` its rendered card: from the cache, else rendered once for all
+    visitors (with placeholders for the visitor's link token and CSRF token) and cached."""
+    request = context.get("request")
+    memo = serving.request_memo(request)
+    strategy = getattr(request, "strategy", None) or serving.strategy_for(request, serving.visitor_of(request))
+    prefix = (
+        f"recommender:card:{translation.get_language()}:{serving.catalogue_generation(memo)}:"
+        f"{serving.strategy_key(strategy)}:"
+    )
+    seconds = app_settings.CARD_CACHE_SECONDS
+    keys = {item.product_id: f"{prefix}{item.product_id}" for item in block.items}
+    cards: dict[str, str] = serving._safe(lambda: cache.get_many(list(keys.values())), {}, "cache") if seconds else {}
+    missing = [pid for pid, key in keys.items() if key not in cards]
+    if missing:
+        card_template = context.template.engine.get_template(CARD_TEMPLATE)
+        fresh = {}
+        for pid, product in serving.fetch_products(missing, memo).items():
+            placeholder = serving.Item(pid, "", "", 0, None, REC_HOLE, product)
+            with context.push(product=product, item=placeholder, csrf_token=CSRF_HOLE):
+                fresh[keys[pid]] = card_template.render(context)
+        cards.update(fresh)
+        if seconds and fresh:
+            serving._safe(lambda: cache.set_many(fresh, seconds), None, "cache")
+    csrf = get_token(request) if request is not None else ""
+    block.items = [item for item in block.items if keys[item.product_id] in cards]
+    for item in block.items:
+        html = cards[keys[item.product_id]].replace(REC_HOLE, item.token).replace(CSRF_HOLE, csrf)
+        item.card = mark_safe(html)  # our own template's output; the holes take URL-safe tokens
 
 
 @register.tag("recommendations")

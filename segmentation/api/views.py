@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import pagination, permissions, viewsets
 from rest_framework.exceptions import NotFound
 
@@ -11,6 +12,7 @@ from segmentation.api.serializers import (
     SegmentationRunSerializer,
 )
 from segmentation.models import CustomerSegment, SegmentationRun
+from segmentation.params import MembershipFilters, filter_memberships
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -39,8 +41,12 @@ class SegmentationRunViewSet(viewsets.ReadOnlyModelViewSet):
         return super().get_object()
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=[MembershipFilters]), retrieve=extend_schema(parameters=[MembershipFilters])
+)
 class CustomerSegmentViewSet(viewsets.ReadOnlyModelViewSet):
-    """Memberships. Filters: ``run`` (id or ``current``, the default), ``segment``, ``user``,
+    """Memberships. Filters (:class:`segmentation.params.MembershipFilters`; a malformed one is a
+    400): ``run`` (id, ``current``, the default, or ``all``), ``segment``, ``user``,
     ``guest_email``, ``cluster``, ``churn_risk`` (``true``/``false``)."""
 
     permission_classes = [permissions.IsAdminUser]
@@ -48,21 +54,11 @@ class CustomerSegmentViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CustomerSegmentSerializer
 
     def get_queryset(self) -> Any:
-        p = self.request.query_params
         qs = CustomerSegment.objects.select_related("user").order_by("pk")
-        run = p.get("run", "current")
+        params = MembershipFilters.parse(self.request.query_params)
+        run = params.get("run", "current")
         if run == "current":
             qs = qs.filter(run__is_current=True)
         elif run != "all":
-            qs = qs.filter(run_id=int(run)) if run.isdigit() else qs.none()
-        if p.get("segment"):
-            qs = qs.filter(segment=p["segment"])
-        if p.get("user", "").isdigit():
-            qs = qs.filter(user_id=int(p["user"]))
-        if p.get("guest_email"):
-            qs = qs.filter(guest_email=p["guest_email"].strip().lower())
-        if p.get("cluster", "").lstrip("-").isdigit():
-            qs = qs.filter(cluster=int(p["cluster"]))
-        if p.get("churn_risk") in ("true", "false"):
-            qs = qs.filter(churn_risk=p["churn_risk"] == "true")
-        return qs
+            qs = qs.filter(run_id=run)
+        return filter_memberships(qs, params)

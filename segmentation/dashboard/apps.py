@@ -24,7 +24,7 @@ class SegmentationDashboardConfig(OscarDashboardConfig):
         urls = [
             path("", views.OverviewView.as_view(), name="segmentation-overview"),
             path("segment/", views.SegmentView.as_view(), name="segmentation-segment"),
-            re_path(r"^customer/(?P<user_id>\d+)/$", views.CustomerView.as_view(), name="segmentation-customer"),
+            re_path(r"^customer/(?P<user_id>[0-9]+)/$", views.CustomerView.as_view(), name="segmentation-customer"),
             path("guest/", views.CustomerView.as_view(), name="segmentation-guest"),
             path("offer/", views.CreateOfferView.as_view(), name="segmentation-create-offer"),
             path("behaviour/", views.BehaviourView.as_view(), name="segmentation-behaviour"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages
@@ -10,29 +9,67 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views import View
 from django.views.generic import TemplateView
+from rest_framework.exceptions import ValidationError
 
 from segmentation import charts, services
-from segmentation.export import memberships_csv_response
+from segmentation.export import csv_response, memberships_csv_response
 from segmentation.models import CustomerSegment, RunStatus, SegmentationRun
+from segmentation.params import (
+    GuestParams,
+    OfferForm,
+    RunParams,
+    SegmentPageParams,
+    WhatIfParams,
+    error_text,
+    filter_memberships,
+)
+
+
+class BadParameters(Exception):
+    """Malformed query parameters: the view answers 400 with the reasons (see :func:`_bad_request`)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(error_text(error.detail))
+
+
+def _parse(parser: type, data: Any) -> dict[str, Any]:
+    try:
+        return parser.parse(data)
+    except ValidationError as exc:
+        raise BadParameters(exc) from exc
+
+
+def _bad_request(exc: BadParameters) -> HttpResponse:
+    return HttpResponseBadRequest(f"Bad parameters:\n{exc}\n", content_type="text/plain; charset=utf-8")
+
+
+class ParamsMixin:
+    """Malformed query parameters give a 400 that says which and why (never a 500)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        except BadParameters as exc:
+            return _bad_request(exc)
 
 
 def _run_from_request(request: HttpRequest) -> SegmentationRun | None:
-    run_id = request.GET.get("run")
-    if run_id:
+    run_id = _parse(RunParams, request.GET).get("run")
+    if run_id is not None:
         try:
-            return SegmentationRun.objects.get(pk=int(run_id))
-        except (ValueError, SegmentationRun.DoesNotExist) as exc:
+            return SegmentationRun.objects.get(pk=run_id)
+        except SegmentationRun.DoesNotExist as exc:
             raise Http404("no such run") from exc
     return services.current_run()
 
 
-class OverviewView(TemplateView):
+class OverviewView(ParamsMixin, TemplateView):
     template_name = "segmentation/dashboard/overview.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
@@ -88,53 +125,36 @@ class OverviewView(TemplateView):
         if not any(form.values()):
             return {"form": form}
         try:
-            recency, frequency = int(form["recency"]), int(form["frequency"])
-            monetary = Decimal(form["monetary"])
-            if recency < 0 or frequency < 1 or not monetary.is_finite():
-                raise ValueError
-        except (ValueError, InvalidOperation):
+            params = WhatIfParams.parse(g)
+        except ValidationError:
             return {
                 "form": form,
                 "error": "Give whole days since the last order (0 or more), a number of orders "
                 "(1 or more) and a spend (a number).",
             }
-        return {"form": form, "result": services.what_if(run, recency, frequency, monetary)}
+        result = services.what_if(run, params["wi_r"], params["wi_f"], params["wi_m"])
+        return {"form": form, "result": result}
 
 
-class SegmentView(TemplateView):
+class SegmentView(ParamsMixin, TemplateView):
     """A segment's customers, filterable, paginated, exportable (``?format=csv``)."""
 
     template_name = "segmentation/dashboard/segment.html"
     paginate_by = 50
 
-    def filtered(self, run: SegmentationRun) -> QuerySet:
-        g = self.request.GET
-        qs = CustomerSegment.objects.filter(run=run).select_related("user")
-        if g.get("name"):
-            qs = qs.filter(segment=g["name"])
-        if g.get("churn") in ("1", "0"):
-            qs = qs.filter(churn_risk=g["churn"] == "1")
-        if g.get("cluster", "").lstrip("-").isdigit():
-            qs = qs.filter(cluster=int(g["cluster"]))
-        for dim in ("r", "f", "m"):
-            if g.get(dim, "") in {"1", "2", "3", "4", "5"}:
-                qs = qs.filter(**{f"{dim}_score": int(g[dim])})
-        if g.get("q"):
-            qs = qs.filter(user__email__icontains=g["q"]) | qs.filter(guest_email__icontains=g["q"])
-        order = g.get("order", "-monetary")
-        allowed = {"monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive", "churn_probability"}
-        if order.lstrip("-") not in allowed:
-            order = "-monetary"
-        return qs.order_by(order, "pk")
+    def filtered(self, run: SegmentationRun, params: dict[str, Any]) -> QuerySet:
+        """The run's memberships narrowed by the page's validated parameters, in their order."""
+        qs = filter_memberships(CustomerSegment.objects.filter(run=run).select_related("user"), params)
+        return qs.order_by(params.get("order", "-monetary"), "pk")
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        params = _parse(SegmentPageParams, request.GET)
         run = _run_from_request(request)
         if run is None:
             raise Http404("no segmentation run yet")
-        qs = self.filtered(run)
-        if request.GET.get("format") == "csv":
-            name = (request.GET.get("name") or "all").replace(" ", "-").replace("'", "")
-            return memberships_csv_response(qs, f"segment-{name}-{run.as_of:%Y%m%d}.csv")
+        qs = self.filtered(run, params)
+        if params.get("format") == "csv":
+            return memberships_csv_response(qs, f"segment-{params.get('segment') or 'all'}-{run.as_of:%Y%m%d}.csv")
         page = Paginator(qs, self.paginate_by).get_page(request.GET.get("page"))
         params = request.GET.copy()
         params.pop("page", None)
@@ -149,7 +169,7 @@ class SegmentView(TemplateView):
         return self.render_to_response(ctx)
 
 
-class CustomerView(TemplateView):
+class CustomerView(ParamsMixin, TemplateView):
     """One customer's scores, segment history, predicted value and why."""
 
     template_name = "segmentation/dashboard/customer.html"
@@ -162,9 +182,9 @@ class CustomerView(TemplateView):
             qs = CustomerSegment.objects.filter(user=customer)
             label = getattr(customer, "email", "") or str(customer)
         else:
-            email = (self.request.GET.get("email") or "").strip().lower()
-            if not email:
+            if not (self.request.GET.get("email") or "").strip():
                 raise Http404("no customer given")
+            email = _parse(GuestParams, self.request.GET)["email"].strip().lower()
             customer = None
             qs = CustomerSegment.objects.filter(user__isnull=True, guest_email=email)
             label = f"{email} (guest)"
@@ -191,15 +211,10 @@ class BehaviourView(TemplateView):
 
         data = behaviour.shop_behaviour()
         if request.GET.get("format") == "csv":
-            import csv
-
             table = request.GET.get("table", "")
             if table not in behaviour.TABLES:
                 raise Http404("no such table")
-            response = HttpResponse(content_type="text/csv")
-            response["Content-Disposition"] = f'attachment; filename="behaviour-{table}.csv"'
-            csv.writer(response).writerows(behaviour.behaviour_csv_rows(data, table))
-            return response
+            return csv_response(behaviour.behaviour_csv_rows(data, table), f"behaviour-{table}.csv")
         key = f"segmentation:behaviour-charts:{data['computed']}"
         svgs = cache.get(key)
         if svgs is None:
@@ -226,11 +241,13 @@ class CreateOfferView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         from segmentation.offers import create_segment_offer
 
-        segment = (request.POST.get("segment") or "").strip()
         try:
-            percent = Decimal(request.POST.get("percent") or "10")
-            offer = create_segment_offer([segment], percent=percent)
-        except (ValueError, InvalidOperation) as exc:
+            form = OfferForm.parse(request.POST)
+            offer = create_segment_offer([form["segment"]], percent=form["percent"])
+        except ValidationError as exc:
+            messages.error(request, f"No offer created: {error_text(exc.detail)}")
+            return HttpResponseRedirect(reverse("segmentation_dashboard:segmentation-overview"))
+        except ValueError as exc:
             messages.error(request, f"No offer created: {exc}")
             return HttpResponseRedirect(reverse("segmentation_dashboard:segmentation-overview"))
         messages.success(request, f'Created the offer "{offer.name}". Review or edit it here.')

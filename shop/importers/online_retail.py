@@ -78,7 +78,11 @@ Idempotency and atomicity
 -------------------------
 The whole file is read and validated before anything is written; a missing required
 column raises :class:`OnlineRetailColumnError` (the command turns it into a
-``CommandError`` naming the columns) and writes nothing. All writes happen in ONE
+``CommandError`` naming the columns) and writes nothing. So does a file that cannot be
+read as a whole: an empty file, a header without data lines, or a CSV line with more or
+fewer fields than the header (an unquoted comma, such as a price written ``1,50``, would
+otherwise shift every later value into the wrong column): :class:`OnlineRetailError`
+names the line, its values by column and what was expected. All writes happen in ONE
 ``transaction.atomic()`` block, so a failure leaves the database as it was and the
 resume story is "run it again". Natural keys make a re-run add nothing: products by
 ``upc``, stock records by ``(partner, partner_sku)``, users by ``username``, orders
@@ -94,6 +98,8 @@ On SQLite the single transaction holds the write lock for the whole write phase
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import io
 import re
@@ -264,22 +270,57 @@ def map_columns(names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     return mapping, unknown
 
 
+def _check_field_counts(
+    path: Path, compression: str | None, encoding: str, header: Sequence[str], limit_rows: int | None
+) -> None:
+    """Every data line has as many fields as the header (OnlineRetailError naming the first that has not).
+
+    pandas pads a short line with empty values and, when reading only some columns, drops a
+    long line's extra fields: both would import shifted values silently.
+    """
+    opener: Any = gzip.open if compression == "gzip" else open
+    with opener(path, "rt", encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for n, row in enumerate(reader, start=1):
+            if limit_rows is not None and n > limit_rows:
+                return
+            if not row or len(row) == len(header):  # pandas skips blank lines too
+                continue
+            values = ", ".join(f"{name}={value!r}" for name, value in zip(header, row, strict=False))
+            if len(row) > len(header):
+                values += ", then " + ", ".join(map(repr, row[len(header) :])) + " beyond the last column"
+            else:
+                values += ", " + ", ".join(header[len(row) :]) + " missing"
+            raise OnlineRetailError(
+                f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(header)} "
+                f"({', '.join(header)}); read as {values}. An unquoted comma inside a value (e.g. a "
+                "price written 1,50) splits it: quote the value or use a decimal point. Nothing was imported."
+            )
+
+
 def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Read the file into a frame with canonical column names (raw values).
 
-    Checks the header before reading the body. Returns ``(frame, unknown_columns)``.
-    CSV values are read as text (nothing is guessed); parquet keeps its types.
+    Checks the header, then that every CSV line has as many fields as the header, before
+    reading the body. Returns ``(frame, unknown_columns)``. CSV values are read as text
+    (nothing is guessed); parquet keeps its types. An empty file, a file with no data lines
+    and an unreadable one are an :class:`OnlineRetailError`.
     """
     path = Path(path)
     if not path.is_file():
         raise OnlineRetailError(f"{path}: no such file")
     kind = _sniff(path)
     if kind == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
-        mapping, unknown = map_columns(names)
-        frame = pq.read_table(path, columns=list(mapping)).to_pandas()
+        try:
+            names = pq.read_schema(path).names
+            mapping, unknown = map_columns(names)
+            frame = pq.read_table(path, columns=list(mapping)).to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise OnlineRetailError(f"{path}: not a readable parquet file ({exc})") from exc
         if limit_rows is not None:
             frame = frame.head(limit_rows)
     else:
@@ -289,6 +330,7 @@ def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple
             try:
                 header = pd.read_csv(path, nrows=0, compression=compression, encoding=encoding).columns
                 mapping, unknown = map_columns(header)
+                _check_field_counts(path, compression, encoding, [str(h) for h in header], limit_rows)
                 frame = pd.read_csv(
                     path,
                     usecols=list(mapping),
@@ -301,10 +343,16 @@ def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple
                 break
             except UnicodeDecodeError:
                 continue
-            except (pd.errors.ParserError, EOFError, OSError) as exc:
+            except pd.errors.EmptyDataError as exc:
+                raise OnlineRetailError(
+                    f"{path}: the file is empty (expected a header line: {', '.join(REQUIRED_COLUMNS)}, Country)"
+                ) from exc
+            except (pd.errors.ParserError, csv.Error, EOFError, OSError) as exc:
                 raise OnlineRetailError(f"{path}: not a readable CSV file ({exc})") from exc
         if frame is None:  # pragma: no cover - latin-1 decodes any byte
             raise OnlineRetailError(f"{path}: cannot decode the file")
+    if frame.empty:
+        raise OnlineRetailError(f"{path}: the file has a header but no data lines")
     frame = frame.rename(columns=mapping)
     if "Country" not in frame.columns:
         frame["Country"] = ""

@@ -26,14 +26,13 @@ from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import versions
 from recommender.services.training import train_recommenders
 from tests.helpers import make_product
-from tests.training_shop import AS_OF, TrainingShop, build_shop
+from tests.training_shop import AS_OF, LIGHT, TrainingShop, build_shop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ModelVersion = get_model("recommender", "ModelVersion")
 Order = get_model("order", "Order")
 Country = get_model("address", "Country")
-LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
 
 
 # -- what the page shows -------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""Schemathesis over the project's OpenAPI schema (``/api/schema/``): no input gives a server error.
+
+The schema is loaded from the running Django WSGI application (the real URL conf, middleware
+and views, on the test database), every operation is sent a bounded number of generated
+requests, valid (``positive``) and invalid (``negative``) ones, as a staff user and anonymously,
+and each response is checked: never a 5xx, and a documented status conforms to its schema and
+content type. With ``DEBUG`` off no ERROR record reaches the ``django.request`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, Phase, given, settings
+from oscar.test.factories import UserFactory
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+from segmentation import services
+from segmentation.testing import make_order
+from tests.helpers import BROWSER, make_product
+
+pytestmark = pytest.mark.django_db
+
+#: generated requests per operation and generation mode, for each caller (anonymous callers get
+#: 403 from the four staff-only operations, so fewer of theirs are sent)
+EXAMPLES = {"staff": 5, "anonymous": 2}
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+
+
+def _fuzz(operation: Any, mode: GenerationMode, caller: str, cookies: dict[str, str], sent: Counter,
+          statuses: Counter, failures: list[str]) -> None:  # fmt: skip
+    """Send ``EXAMPLES[caller]`` generated requests to ``operation``; count them and collect every failed check."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES[caller],
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: Any) -> None:
+        # the schema documents session and basic auth: generated credentials would only ever
+        # give 403, so the caller's own (a staff session, or none) replace them
+        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        case.cookies = {}
+        response = case.call(headers={"User-Agent": BROWSER}, cookies=cookies)
+        sent[caller] += 1
+        statuses[response.status_code] += 1
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except Exception as exc:  # every failure is collected, then reported at once
+            failures.append(f"{caller} {mode.value} {case.method} {case.formatted_path} {case.query}: {exc}")
+
+    fuzz()
+
+
+def test_no_generated_request_gets_a_server_error(
+    client: Any, caplog: pytest.LogCaptureFixture, capsys: Any, request: pytest.FixtureRequest
+) -> None:
+    caplog.set_level(logging.WARNING, logger="django.request")
+    users = [UserFactory(email=f"f{i}@example.com") for i in range(3)]
+    for i, user in enumerate(users):
+        for n in range(i + 1):
+            make_order(user=user, total=10 + 5 * i + n, placed=f"2024-0{1 + n}-1{i}")
+    services.run_segmentation(date(2024, 6, 30))
+    make_product("Blue mug")
+    client.force_login(UserFactory(is_staff=True))
+    callers = {
+        "staff": {"sessionid": client.cookies["sessionid"].value},
+        "anonymous": {},
+    }
+
+    # the WSGI handler closes the database connection after each request; the test client does
+    # not (it would end the test's transaction): do as the test client does
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+        request.addfinalizer(lambda signal=signal: signal.connect(close_old_connections))
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {
+        "/api/recommendations/{placement}/",
+        "/api/recommendations/preview/{user_id}/{placement}/",
+        "/api/segmentation/memberships/",
+        "/api/segmentation/runs/{id}/",
+    }
+    sent: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            for caller, cookies in callers.items():
+                _fuzz(operation, mode, caller, cookies, sent, statuses, failures)
+    errors = [r.getMessage() for r in caplog.records if r.name == "django.request" and r.levelno >= logging.ERROR]
+    server_errors = sum(n for code, n in statuses.items() if code >= 500)
+    with capsys.disabled():
+        print(f"\nschemathesis: {sum(sent.values())} requests ({dict(sent)}) over {len(operations)} operations; "
+              f"statuses {dict(sorted(statuses.items()))}; server errors {server_errors}")  # fmt: skip
+    assert server_errors == 0 and not errors, errors
+    assert not failures, "\n".join(failures[:10])
+    assert sum(sent.values()) >= len(operations) * 2  # something was really sent
