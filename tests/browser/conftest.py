@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,35 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
+def server_url(request: pytest.FixtureRequest) -> str:
+    """Where the pages are served: pytest-django's ``live_server`` (a transactional test: the
+    database is flushed after it). A module that shares one committed shop between its tests
+    overrides this fixture with :func:`module_live_server`'s URL."""
+    return request.getfixturevalue("live_server").url
+
+
+@contextmanager
+def module_live_server() -> Iterator[str]:
+    """A live server for one module's tests over data the module committed itself (the tests then
+    use ``db``, not ``transactional_db``, so nothing is flushed between them); yields its URL."""
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.test.testcases import LiveServerThread
+
+    server = LiveServerThread("localhost", StaticFilesHandler, connections_override={}, port=0)
+    server.daemon = True
+    server.start()
+    server.is_ready.wait()
+    if server.error:
+        raise server.error
+    try:
+        yield f"http://localhost:{server.port}"
+    finally:
+        server.terminate()
+
+
+@pytest.fixture
 def open_page(
-    chromium: Any, live_server: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    chromium: Any, server_url: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """``open_page()`` opens a page in a new browser context (a new shopper with no cookies).
 
@@ -68,7 +96,7 @@ def open_page(
     """
     contexts: list[Any] = []
     pages: list[Any] = []
-    origin = live_server.url
+    origin = server_url
 
     def block_other_hosts(route: Any) -> None:
         # images and fonts are left out too: nothing is asserted on them and they cost each page
