@@ -70,20 +70,31 @@ def server_url(request: pytest.FixtureRequest) -> str:
 @contextmanager
 def module_live_server() -> Iterator[str]:
     """A live server for one module's tests over data the module committed itself (the tests then
-    use ``db``, not ``transactional_db``, so nothing is flushed between them); yields its URL."""
+    use ``db``, not ``transactional_db``, so nothing is flushed between them); yields its URL.
+
+    As in Django's ``LiveServerTestCase``, an in-memory SQLite database is served through the
+    tests' own connection (another connection would find its tables locked by the test's
+    transaction); PostgreSQL gets connections of its own, which commit.
+    """
     from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.db import connections
     from django.test.testcases import LiveServerThread
 
-    server = LiveServerThread("localhost", StaticFilesHandler, connections_override={}, port=0)
+    shared = {c.alias: c for c in connections.all() if c.vendor == "sqlite" and c.is_in_memory_db()}
+    for connection in shared.values():
+        connection.inc_thread_sharing()
+    server = LiveServerThread("localhost", StaticFilesHandler, connections_override=shared, port=0)
     server.daemon = True
     server.start()
     server.is_ready.wait()
-    if server.error:
-        raise server.error
     try:
+        if server.error:
+            raise server.error
         yield f"http://localhost:{server.port}"
     finally:
         server.terminate()
+        for connection in shared.values():
+            connection.dec_thread_sharing()
 
 
 @pytest.fixture

@@ -73,14 +73,12 @@ def server_url(served_shop: Any) -> str:
 
 
 @pytest.fixture
-def trained_shop(served_shop: Any, django_db_blocker: Any, settings: Any) -> Iterator[TrainingShop]:
-    """The served shop; the test reads the database in autocommit, as the server writes it (no
-    transaction of its own, which on SQLite would lock the server out of the tables)."""
+def trained_shop(served_shop: Any, db: Any, settings: Any) -> TrainingShop:
+    """The served shop (the test's own transaction reads what the server commits)."""
     shop, media, _url = served_shop
     settings.MEDIA_ROOT = media
     settings.RECOMMENDER = LIGHT
-    with django_db_blocker.unblock():
-        yield shop
+    return shop
 
 
 def test_anonymous_shopper_follows_recommendations_to_a_guest_checkout(open_page: Any, trained_shop: TrainingShop):
