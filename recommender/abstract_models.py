@@ -216,3 +216,29 @@ class AbstractBury(models.Model):
 
     def __str__(self) -> str:
         return str(self.product or self.category)
+
+
+class AbstractErasedOrder(models.Model):
+    """An order whose customer had their personal data erased (GDPR Art. 17).
+
+    Oscar keeps the order for the shop's accounting; this row only says that no model learns
+    from it any more: the training export (:mod:`recommender.exporters`) and segmentation
+    (``segmentation.services.counted_orders``) leave it out, so it no longer counts as anybody's
+    behaviour. It holds no identifier of the person (only the order, which the shop has anyway).
+    """
+
+    order = models.OneToOneField("order.Order", verbose_name=_("order"), on_delete=models.CASCADE, related_name="+")
+    erased = models.DateTimeField(_("erased"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        verbose_name = _("order of an erased person")
+        verbose_name_plural = _("orders of erased persons")
+        permissions = [
+            ("erase_personal_data", _("Can erase a person's events, segments and recommendations")),
+            ("export_personal_data", _("Can export a person's events, segments and recommendations")),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} (not learnt from since {self.erased:%Y-%m-%d})"

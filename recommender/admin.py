@@ -1,9 +1,97 @@
 """Staff views of captured events (read-only), training runs, and model versions (promote / retire)."""
 
+import json
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from recommender.models import Bury, Event, ModelVersion, TrainingRun, VersionStatus
-from recommender.services import versions
+from recommender.services import personal_data, versions
+
+# -- personal data (GDPR): erase / export actions, on the user admin and the event admin -----------
+
+
+def can_erase(request: HttpRequest) -> bool:
+    return request.user.is_active and request.user.is_staff and request.user.has_perm("recommender.erase_personal_data")
+
+
+def can_export(request: HttpRequest) -> bool:
+    user = request.user
+    return user.is_active and user.is_staff and user.has_perm("recommender.export_personal_data")
+
+
+def _erase(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any, people: list[personal_data.Person]
+) -> TemplateResponse | None:
+    """Ask once (a confirmation page), then erase each person and report the counts."""
+    if not can_erase(request):
+        raise PermissionDenied
+    if request.POST.get("post") != "yes":
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": "Erase personal data",
+            "opts": modeladmin.model._meta,
+            "people": people,
+            "queryset": queryset,
+            "action": request.POST.get("action", ""),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "recommender/admin/erase_personal_data.html", context)
+    total: dict[str, int] = {}
+    for person in people:
+        for key, value in personal_data.erase(person).items():
+            total[key] = total.get(key, 0) + value
+    modeladmin.message_user(
+        request,
+        f"Erased the personal data of {len(people)} person(s): {total.get('events', 0)} events and "
+        f"{total.get('segment_memberships', 0)} segment memberships deleted, {total.get('orders_excluded', 0)} "
+        "orders no longer learnt from.",
+        messages.SUCCESS,
+    )
+    return None
+
+
+@admin.action(
+    description="Erase personal data (events, segments, recommendations)", permissions=["erase_personal_data"]
+)
+def erase_personal_data_of_users(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> Any:
+    people = [personal_data.person_for_user(pk) for pk in queryset.values_list("pk", flat=True)]
+    return _erase(modeladmin, request, queryset, people)
+
+
+@admin.action(description="Export personal data as JSON", permissions=["export_personal_data"])
+def export_personal_data_of_users(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> HttpResponse:
+    if not can_export(request):
+        raise PermissionDenied
+    people = [personal_data.person_for_user(pk) for pk in queryset.values_list("pk", flat=True)]
+    body = json.dumps({"people": [personal_data.export(p) for p in people]}, indent=2, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="personal-data.json"'
+    return response
+
+
+def add_personal_data_actions(site: admin.AdminSite | None = None) -> None:
+    """Give the registered admin of the user model (Django's, or the shop's own) the erase and export
+    actions, shown only to staff with the ``recommender.erase_personal_data`` /
+    ``export_personal_data`` permissions. Called from ``RecommenderConfig.ready``."""
+    from django.contrib.auth import get_user_model
+
+    site = site or admin.site
+    model_admin = site._registry.get(get_user_model())
+    if model_admin is None:
+        return
+    actions = list(model_admin.actions or ())
+    for action in (erase_personal_data_of_users, export_personal_data_of_users):
+        if action not in actions:
+            actions.append(action)
+    model_admin.actions = actions
+    # what Django's ``allowed_permissions`` filter calls with the request
+    model_admin.has_erase_personal_data_permission = can_erase  # type: ignore[attr-defined]
+    model_admin.has_export_personal_data_permission = can_export  # type: ignore[attr-defined]
 
 
 @admin.register(Event)
@@ -15,6 +103,20 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ("user", "product")
     show_full_result_count = False
     readonly_fields = [f.name for f in Event._meta.fields]
+    actions = ("erase_people",)
+
+    @admin.action(description="Erase the personal data of the people behind the selected events",
+                  permissions=["erase_personal_data"])  # fmt: skip
+    def erase_people(self, request: HttpRequest, queryset: Any) -> Any:
+        """The account of each event, or for an anonymous event its browser's visitor id."""
+        users = set(queryset.exclude(user__isnull=True).values_list("user_id", flat=True))
+        visitors = set(queryset.filter(user__isnull=True).exclude(visitor_id="").values_list("visitor_id", flat=True))
+        people = [personal_data.person_for_user(pk) for pk in sorted(users)]
+        people += [personal_data.person_for_visitor(v) for v in sorted(visitors)]
+        return _erase(self, request, queryset, people)
+
+    def has_erase_personal_data_permission(self, request: HttpRequest) -> bool:
+        return can_erase(request)
 
     @admin.display(description="visitor")
     def short_visitor(self, obj: Event) -> str:

@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,3 +15,7 @@ class RecommenderConfig(AppConfig):
         checks.register()
         receivers.connect()
         serving.connect_catalogue_signals()
+        if apps.is_installed("django.contrib.admin"):
+            from recommender.admin import add_personal_data_actions
+
+            add_personal_data_actions()

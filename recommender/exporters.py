@@ -8,6 +8,8 @@ with integer person codes, product ids, unix timestamps and event type codes of
 
 * A person is the user when known, else the browser's visitor id (events) or the lower-cased
   guest e-mail (guest orders); codes are integers, never names or e-mails.
+* Orders of persons whose personal data was erased are left out
+  (:func:`recommender.services.personal_data.without_erased_orders`).
 * A child product counts as its parent (the product a shopper sees in listings).
 * Recommendable products are public, not of an excluded class or UPC, and not a child; events
   on other products are left out (they could never be recommended).
@@ -31,6 +33,7 @@ from oscar.core.loading import get_model
 
 from recommender.conf import app_settings
 from recommender.ml.data import EVENT_BASKET, EVENT_PURCHASE, EVENT_VIEW
+from recommender.services.personal_data import without_erased_orders
 
 __all__ = ["BehaviourLog", "export_behaviour", "recommendable_products"]
 
@@ -103,6 +106,7 @@ def _order_lines(as_of: datetime, since: datetime | None, using: str) -> pd.Data
         qs = qs.filter(order__date_placed__gte=since)
     if app_settings.EXCLUDED_ORDER_STATUSES:
         qs = qs.exclude(order__status__in=list(app_settings.EXCLUDED_ORDER_STATUSES))
+    qs = without_erased_orders(qs, "order", using)
     qs = qs.order_by().values(
         pid=F("product_id"), uid=F("order__user_id"), guest=F("order__guest_email"),
         oid=F("order_id"), ts=F("order__date_placed"),

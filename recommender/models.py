@@ -2,6 +2,7 @@ from oscar.core.loading import is_model_registered
 
 from recommender.abstract_models import (
     AbstractBury,
+    AbstractErasedOrder,
     AbstractEvent,
     AbstractModelVersion,
     AbstractTrainingRun,
@@ -44,3 +45,11 @@ if not is_model_registered("recommender", "Bury"):
             pass
 
     __all__.append("Bury")
+
+if not is_model_registered("recommender", "ErasedOrder"):
+
+    class ErasedOrder(AbstractErasedOrder):
+        class Meta(AbstractErasedOrder.Meta):
+            pass
+
+    __all__.append("ErasedOrder")

@@ -20,6 +20,7 @@ from recommender.tracking import (
     record,
     request_event_uuid,
     request_identity,
+    rotate_visitor,
     should_track,
 )
 
@@ -41,13 +42,14 @@ def safe(receiver: Callable[..., Any]) -> Callable[..., None]:
 def on_product_viewed(sender: Any, product: Any, user: Any, request: Any, response: Any = None, **kwargs: Any) -> None:
     if not should_track(request):
         return
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "view", product.pk),
+                "event_id": request_event_uuid(request, identity, "view", product.pk),
                 "kind": EventKind.VIEW,
                 "product": product,
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -62,15 +64,16 @@ def on_basket_addition(sender: Any, product: Any, user: Any, request: Any, **kwa
     if basket is not None and getattr(basket, "id", None):
         line = next((ln for ln in basket.all_lines() if ln.product_id == product.pk), None)
         line_price = line.unit_price_incl_tax if line is not None else None
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "basket", product.pk),
+                "event_id": request_event_uuid(request, identity, "basket", product.pk),
                 "kind": EventKind.BASKET,
                 "product": product,
                 "quantity": int(request.POST.get("quantity", 1) or 1) if request.method == "POST" else 1,
                 "price": line_price,
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -81,13 +84,14 @@ def on_user_search(sender: Any, session: Any, user: Any, query: str, **kwargs: A
     request = current_request.get()
     if not should_track(request) or not query:
         return
+    identity = request_identity(request, user)
     record(
         [
             {
-                "event_id": request_event_uuid(request, "search", query),
+                "event_id": request_event_uuid(request, identity, "search", query),
                 "kind": EventKind.SEARCH,
                 "query": str(query)[:255],
-                **request_identity(request, user),
+                **identity,
             }
         ]
     )
@@ -140,8 +144,35 @@ def on_user_logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> No
     merge_visitor(request, user)
 
 
+def on_user_deleted(sender: Any, instance: Any, using: str = "default", **kwargs: Any) -> None:
+    """``pre_delete`` of the user model: erase the person's data in the deletion's transaction.
+
+    It runs before Django sets the account's events to no user (which would leave them as
+    anonymous browsing of the account's visitor id). In a savepoint, and never raising: a failure
+    is logged and the account is deleted all the same.
+    """
+    from django.db import transaction
+
+    from recommender.services.personal_data import erase, person_for_user
+
+    try:
+        with transaction.atomic(using=using):
+            erase(person_for_user(instance.pk, using), using=using)
+    except Exception:
+        logger.exception("recommender: could not erase the personal data of a deleted user")
+
+
+@safe
+def on_user_logged_out(sender: Any, request: Any, user: Any = None, **kwargs: Any) -> None:
+    """A logout retires the browser's visitor id: the next person on this device starts afresh."""
+    rotate_visitor(request)
+
+
 def connect() -> None:
+    from django.conf import settings
     from django.contrib.auth.signals import user_logged_in as django_user_logged_in
+    from django.contrib.auth.signals import user_logged_out
+    from django.db.models.signals import pre_delete
     from oscar.apps.basket.signals import basket_addition
     from oscar.apps.catalogue.signals import product_viewed
     from oscar.apps.customer.signals import user_logged_in as oscar_user_logged_in
@@ -157,3 +188,6 @@ def connect() -> None:
     # Oscar's signal carries the old session key; Django's also fires on registration and admin logins.
     oscar_user_logged_in.connect(on_user_logged_in, dispatch_uid=f"{uid}.login_oscar")
     django_user_logged_in.connect(on_user_logged_in, dispatch_uid=f"{uid}.login_django")
+    # an account's deletion erases what we hold about that person
+    pre_delete.connect(on_user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid=f"{uid}.user_deleted")
+    user_logged_out.connect(on_user_logged_out, dispatch_uid=f"{uid}.logout")

@@ -10,6 +10,20 @@ Rules that hold for every event:
   without consent (when consent is required);
 * no IP address or user agent is stored; anonymous visitors get a random id in a
   first-party cookie, set only once something was recorded for them.
+
+The visitor cookie is signed (:mod:`django.core.signing`, salt :data:`VISITOR_COOKIE_SALT`):
+an unsigned (old-style) or forged value is ignored, as if there were no cookie, and replaced
+by a fresh id at the next recorded event. Its value is ``<id>|<m>``, where ``m`` says whether
+the id's anonymous history may ever be attached to an account (``1``: minted for a new
+browser; ``0``: minted at a login or logout, see :func:`rotate_visitor`).
+
+At login (:func:`merge_visitor`) an account receives only what *this browser* recorded: the
+events of the cookie's id recorded since this browser's session bound itself to that id (the
+session holds ``[id, unix time]``, written when the first event of the id is recorded in that
+session), and only for a mergeable id. A copied cookie carries no session, so it merges
+nothing that was recorded before the copy. After any login or logout the browser gets a fresh,
+non-mergeable id: on a shared device the next person's anonymous views stay anonymous and
+never go into the account of whoever signs in next.
 """
 
 from __future__ import annotations
@@ -18,8 +32,10 @@ import contextvars
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -37,7 +53,11 @@ current_request: contextvars.ContextVar[HttpRequest | None] = contextvars.Contex
 )
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-8c1d-4f5e-9a57-1d6f0e0b7c3a")
-_VISITOR_RE = re.compile(r"^[0-9a-f]{32}$")
+_VISITOR_RE = re.compile(r"^([0-9a-f]{32})\|([01])$")
+#: salt of the signed visitor cookie (``HttpResponse.set_signed_cookie``)
+VISITOR_COOKIE_SALT = "recommender.visitor"
+#: session key binding a browser's session to the visitor id it recorded events under
+SESSION_KEY = "_recommender_visitor"
 
 
 @lru_cache(maxsize=4)
@@ -68,21 +88,52 @@ def should_track(request: HttpRequest | None) -> bool:
     return allowed
 
 
+def _cookie_visitor(request: HttpRequest) -> tuple[str, bool]:
+    """``(id, mergeable)`` from the signed visitor cookie; ``("", False)`` when absent, unsigned or forged."""
+    try:
+        value = request.get_signed_cookie(
+            app_settings.VISITOR_COOKIE, default="", salt=VISITOR_COOKIE_SALT, max_age=app_settings.VISITOR_COOKIE_AGE
+        )
+    except Exception:  # a malformed cookie is no cookie
+        value = ""
+    match = _VISITOR_RE.match(value or "")
+    return (match.group(1), match.group(2) == "1") if match else ("", False)
+
+
+def visitor_cookie_value(vid: str, mergeable: bool) -> str:
+    """What the middleware signs into the visitor cookie."""
+    return f"{vid}|{1 if mergeable else 0}"
+
+
 def visitor_id(request: HttpRequest | None, create: bool = True) -> str:
     """The pseudonymous visitor id of this browser, created on first use (cookie set by the middleware)."""
     if request is None:
         return ""
     vid = getattr(request, "_recommender_visitor", None)
     if vid is None:
-        vid = request.COOKIES.get(app_settings.VISITOR_COOKIE, "")
-        if not _VISITOR_RE.match(vid):
-            vid = ""
+        vid, mergeable = _cookie_visitor(request)
         request._recommender_visitor = vid
+        request._recommender_mergeable = mergeable
     if not vid and create:
         vid = secrets.token_hex(16)
         request._recommender_visitor = vid
+        # an id minted after this request's login or logout is never merged into an account
+        request._recommender_mergeable = not getattr(request, "_recommender_rotate", False)
         request._recommender_new_visitor = vid
     return vid
+
+
+def _bind_session(request: HttpRequest | None, vid: str) -> None:
+    """Remember in this browser's session since when it records events under ``vid``."""
+    session = getattr(request, "session", None)
+    if session is None or not vid:
+        return
+    try:
+        bound = session.get(SESSION_KEY)
+        if not (isinstance(bound, list) and bound[:1] == [vid]):
+            session[SESSION_KEY] = [vid, time.time()]
+    except Exception:  # a session backend problem must not break the page
+        logger.exception("recommender: could not bind the session to its visitor id")
 
 
 def event_uuid(*parts: Any) -> uuid.UUID:
@@ -90,11 +141,18 @@ def event_uuid(*parts: Any) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, ":".join(str(p) for p in parts))
 
 
-def request_event_uuid(request: HttpRequest | None, *parts: Any) -> uuid.UUID:
-    """Events of one request: deterministic when the client sent ``X-Request-ID`` (so retries dedup)."""
+def request_event_uuid(request: HttpRequest | None, identity: dict[str, Any], *parts: Any) -> uuid.UUID:
+    """Events of one request: deterministic when the client sent ``X-Request-ID`` (so retries dedup).
+
+    The id is scoped to the person (``identity`` from :func:`request_identity`): a retry of the
+    same visitor's request collides, while another visitor reusing the same ``X-Request-ID``
+    never swallows their event.
+    """
     request_id = request.headers.get("X-Request-ID", "") if request is not None else ""
     if request_id:
-        return event_uuid("req", request_id[:128], *parts)
+        user = identity.get("user")
+        who = f"u{user.pk}" if user is not None else f"v{identity.get('visitor_id', '')}"
+        return event_uuid("req", who, request_id[:128], *parts)
     return uuid.uuid4()
 
 
@@ -132,29 +190,62 @@ def record(events: Iterable[dict[str, Any]]) -> int:
 
 
 def request_identity(request: HttpRequest | None, user: Any = None) -> dict[str, Any]:
-    """``user`` and ``visitor_id`` fields for an event of this request."""
+    """``user`` and ``visitor_id`` fields for an event of this request.
+
+    A signed-in customer's events carry the account only; an anonymous visitor's carry the
+    visitor id (created if needed), and the browser's session is bound to that id.
+    """
     user = user if user is not None else getattr(request, "user", None)
-    authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
-    return {
-        "user": user if authenticated else None,
-        "visitor_id": visitor_id(request, create=not authenticated),
-    }
+    if user is not None and getattr(user, "is_authenticated", False):
+        return {"user": user, "visitor_id": ""}
+    vid = visitor_id(request, create=True)
+    _bind_session(request, vid)
+    return {"user": None, "visitor_id": vid}
 
 
 def merge_visitor(request: HttpRequest | None, user: Any) -> int:
-    """Attach the anonymous history of this browser to ``user`` after login."""
+    """Attach what this browser recorded anonymously to ``user`` after login (see the module doc).
+
+    Only a signed, mergeable cookie whose id this browser's session is bound to merges, and only
+    the events of that id recorded since the binding. The browser then gets a fresh id.
+    """
     from recommender.models import Event
 
-    vid = visitor_id(request, create=False)
-    if not vid or user is None or not getattr(user, "is_authenticated", False):
+    if request is None or user is None or not getattr(user, "is_authenticated", False):
         return 0
+    vid = visitor_id(request, create=False)
+    mergeable = getattr(request, "_recommender_mergeable", False)
+    session = getattr(request, "session", None)
+    bound = session.get(SESSION_KEY) if session is not None else None
+    rotate_visitor(request)
+    if not (vid and mergeable and isinstance(bound, list) and len(bound) == 2 and bound[0] == vid):
+        return 0
+    since = datetime.fromtimestamp(float(bound[1]), tz=UTC)
     try:
         with transaction.atomic():
-            merged = Event.objects.filter(visitor_id=vid, user__isnull=True).update(user=user)
+            merged = Event.objects.filter(visitor_id=vid, user__isnull=True, created__gte=since).update(user=user)
     except DatabaseError:
         logger.exception("recommender: could not merge visitor history into user %s", user.pk)
         return 0
     from recommender.services.serving import bump_generation
 
-    bump_generation({f"u{user.pk}"})
+    bump_generation({f"u{user.pk}", f"v{vid}"})
     return merged
+
+
+def rotate_visitor(request: HttpRequest | None) -> None:
+    """Retire this browser's visitor id (at login and logout): the rest of the request has none,
+    and the middleware gives the browser a fresh, non-mergeable id (or deletes the cookie when
+    the request is not tracked)."""
+    if request is None:
+        return
+    request._recommender_visitor = ""
+    request._recommender_mergeable = False
+    request._recommender_new_visitor = None
+    request._recommender_rotate = True
+    session = getattr(request, "session", None)
+    if session is not None:
+        try:
+            session.pop(SESSION_KEY, None)
+        except Exception:
+            logger.exception("recommender: could not clear the session's visitor binding")

@@ -137,13 +137,27 @@ class AbstractSegmentTarget(models.Model):
     Oscar's ``Condition`` has only ``range``, ``type``, ``value`` and
     ``proxy_class``; the target segment names live in these rows instead of
     being squeezed into one of those fields, so a condition may target several
-    segments and the names stay readable and editable.
+    segments and the names stay readable and editable. Segment names are for
+    staff: each target also holds the name and description its members see.
     """
 
     condition = models.ForeignKey(
         "offer.Condition", on_delete=models.CASCADE, related_name="segment_targets", verbose_name=_("condition")
     )
     segment = models.CharField(_("segment"), max_length=64)
+    # Segment names are internal ("At risk"): members see these instead, wherever we list the offer
+    shopper_name = models.CharField(
+        _("name shown to shoppers"),
+        max_length=128,
+        blank=True,
+        help_text=_("What members of this segment see as the offer's name (never the segment's name)."),
+    )
+    shopper_description = models.CharField(
+        _("description shown to shoppers"),
+        max_length=500,
+        blank=True,
+        help_text=_("What members of this segment read about the offer (plain text)."),
+    )
 
     class Meta:
         abstract = True

@@ -111,7 +111,7 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
 
 @admin.register(SegmentTarget)
 class SegmentTargetAdmin(NoNulFiltersAdmin):
-    list_display = ("segment", "condition", "offers")
+    list_display = ("segment", "shopper_name", "condition", "offers")
     list_filter = ("segment",)
     raw_id_fields = ("condition",)
 

@@ -9,6 +9,7 @@ class SegmentationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from segmentation import checks
+        from segmentation import checks, offer_views
 
         checks.register()
+        offer_views.install()  # segment offers on /offers/ only for their members

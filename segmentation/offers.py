@@ -17,6 +17,13 @@ condition itself requires no items, so ``consume_items`` consumes nothing (the b
 consumes what it discounts); once every line is discounted the condition is no longer
 satisfied and Oscar stops re-applying the offer. Guests and anonymous visitors never
 satisfy it (their segment is not known at basket time).
+
+Privacy: segment names are internal. A segment offer is listed (Oscar's ``/offers/`` pages,
+the ``segment_promotions`` tag) only to a signed-in member of one of its segments, under that
+target's ``shopper_name`` and ``shopper_description`` (:func:`for_shopper`); everyone else
+does not see it at all (the offer's detail page is a 404 for them). Oscar itself shows the
+offer's own ``name`` in the basket and on the order, so :func:`create_segment_offer` gives the
+offer a shopper-facing name and description too, never the segment's name.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.html import escape
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 
@@ -99,6 +108,12 @@ def segment_condition_path() -> str:
     return f"{SegmentCondition.__module__}.{SegmentCondition.__name__}"
 
 
+def default_shopper_texts(percent: Decimal) -> tuple[str, str]:
+    """The shopper-facing name and description of a new segment offer (no segment name in them)."""
+    text = f"{percent.normalize():f}"
+    return f"{text}% off, just for you", f"A thank-you for shopping with us: {text}% off."
+
+
 @transaction.atomic
 def create_segment_offer(
     segments: Iterable[str],
@@ -106,13 +121,19 @@ def create_segment_offer(
     percent: Decimal | int | str = 10,
     name: str | None = None,
     offer_range: Any = None,
+    shopper_name: str | None = None,
+    shopper_description: str | None = None,
 ) -> Any:
-    """Create a Site offer "``percent``% off for customers in ``segments``" and return it.
+    """Create a Site offer of ``percent``% off for customers in ``segments`` and return it.
 
     Creates (or reuses) an all-products Range, a percentage Benefit, a
     :class:`SegmentCondition` with its :class:`SegmentTarget` rows and the
-    ``ConditionalOffer``. The offer is open at once; staff can edit it in the
-    Oscar dashboard's offer pages like any other.
+    ``ConditionalOffer``. Members see ``shopper_name`` and ``shopper_description``
+    (defaults: :func:`default_shopper_texts`); the offer's own name (``name``, default the
+    shopper name, made unique) is what Oscar shows in the basket and on the order, so it must
+    not name the segment either. Staff see the segments in the condition ("Customer is in
+    segment ..."). The offer is open at once; staff can edit it in the Oscar dashboard's
+    offer pages like any other.
     """
     from oscar.apps.offer.custom import create_condition
 
@@ -128,20 +149,30 @@ def create_segment_offer(
     percent = Decimal(str(percent))
     if not Decimal(0) < percent <= Decimal(100):
         raise ValueError("percent must be within (0, 100]")
+    default_name, default_description = default_shopper_texts(percent)
+    shopper_name = (shopper_name or default_name).strip()[:128]
+    shopper_description = (shopper_description or default_description).strip()[:500]
     if offer_range is None:
         offer_range, _created = Range.objects.get_or_create(
             name="All products (segment offers)", defaults={"includes_all_products": True}
         )
     condition = create_condition(SegmentCondition, range=offer_range)
-    SegmentTarget.objects.bulk_create([SegmentTarget(condition=condition, segment=n) for n in names])
+    SegmentTarget.objects.bulk_create(
+        [
+            SegmentTarget(
+                condition=condition, segment=n, shopper_name=shopper_name, shopper_description=shopper_description
+            )
+            for n in names
+        ]
+    )
     benefit = Benefit.objects.create(range=offer_range, type=Benefit.PERCENTAGE, value=percent)
-    base = name or f"{percent.normalize():f}% off for {', '.join(names)}"
+    base = name or shopper_name
     offer_name, i = base[:120], 2
     while ConditionalOffer.objects.filter(name=offer_name).exists():
         offer_name, i = f"{base[:115]} ({i})", i + 1
     return ConditionalOffer.objects.create(
         name=offer_name,
-        description=f"A thank-you for our {', '.join(names)} customers: {percent.normalize():f}% off.",
+        description=shopper_description,
         offer_type=ConditionalOffer.SITE,
         condition=condition,
         benefit=benefit,
@@ -150,7 +181,8 @@ def create_segment_offer(
 
 
 def offers_for_segment(segment: str | None) -> list[Any]:
-    """Open, currently available Site offers whose segment condition targets ``segment``."""
+    """Open, currently available Site offers whose segment condition targets ``segment``, each
+    under the shopper-facing name and description of that target (see :func:`for_shopper`)."""
     if not segment:
         return []
     ConditionalOffer = get_model("offer", "ConditionalOffer")
@@ -164,4 +196,46 @@ def offers_for_segment(segment: str | None) -> list[Any]:
         .distinct()
         .order_by("-priority", "pk")
     )
-    return [o for o in qs if o.is_available()]
+    return _present([o for o in qs if o.is_available()], segment)
+
+
+def is_segment_offer(offer: Any) -> bool:
+    return getattr(offer.condition, "proxy_class", None) == segment_condition_path()
+
+
+def for_shopper(offers: Iterable[Any], user: Any) -> list[Any]:
+    """What a shopper may see of ``offers``: other offers as they are; segment offers only when
+    ``user`` is a signed-in member of one of their segments, renamed for that member.
+
+    The renaming changes the in-memory instances only (``name`` and ``description`` become the
+    target's shopper texts); they must not be saved.
+    """
+    offers = list(offers)
+    segment = None
+    if any(is_segment_offer(o) for o in offers) and user is not None and getattr(user, "is_authenticated", False):
+        from segmentation.services import current_segment
+
+        segment = current_segment(user)
+    visible = {id(o) for o in _present([o for o in offers if is_segment_offer(o)], segment)}
+    return [o for o in offers if not is_segment_offer(o) or id(o) in visible]
+
+
+def _present(offers: list[Any], segment: str | None) -> list[Any]:
+    """The segment offers targeting ``segment``, renamed with that target's shopper texts."""
+    if not offers or not segment:
+        return []
+    from segmentation.models import SegmentTarget
+
+    targets = {
+        t.condition_id: t
+        for t in SegmentTarget.objects.filter(condition_id__in={o.condition_id for o in offers}, segment=segment)
+    }
+    shown = []
+    for offer in offers:
+        target = targets.get(offer.condition_id)
+        if target is None:
+            continue
+        offer.name = target.shopper_name or gettext("A special offer for you")
+        offer.description = escape(target.shopper_description)  # plain text (Oscar renders it |safe)
+        shown.append(offer)
+    return shown

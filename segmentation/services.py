@@ -11,7 +11,8 @@ customer: the ``user`` for registered customers, the lower-cased ``guest_email``
 for guest orders. Per customer it returns the first and last purchase, the number
 of purchases, the number of distinct purchase days and the net spend:
 
-* orders in ``EXCLUDED_STATUSES`` (default ``["Cancelled"]``) are ignored;
+* orders in ``EXCLUDED_STATUSES`` (default ``["Cancelled"]``) are ignored, and so are orders
+  of persons whose personal data was erased (``recommender.services.personal_data``);
 * a *purchase* is an order with a total >= 0; orders with a negative total (credit
   notes, e.g. imported cancellation invoices) are netted against spend only;
 * orders in ``REFUNDED_STATUSES`` (default ``["Refunded"]``) count as purchases but
@@ -60,6 +61,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from oscar.core.loading import get_model
 
+from recommender.services.personal_data import without_erased_orders
 from segmentation.conf import app_settings
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ def counted_orders(as_of: date, using: str = "default") -> QuerySet:
     excluded = list(app_settings.EXCLUDED_STATUSES)
     if excluded:
         qs = qs.exclude(status__in=excluded)
+    qs = without_erased_orders(qs, "pk", using)  # their customer's personal data was erased
     if not app_settings.INCLUDE_GUESTS:
         return qs.filter(user__isnull=False)
     return qs.filter(Q(user__isnull=False) | ~Q(guest_email=""))
@@ -1000,7 +1003,7 @@ def current_segment(user: Any) -> str | None:
     run_id = _current_run_id()
     if run_id is None:
         return None
-    key = f"segmentation:segment:{run_id}:{user.pk}"
+    key = _segment_cache_key(run_id, user.pk)
     value = cache.get(key)
     if value is None:
         from segmentation.models import CustomerSegment
@@ -1011,6 +1014,20 @@ def current_segment(user: Any) -> str | None:
         )
         cache.set(key, value, app_settings.CACHE_TIMEOUT)
     return value or None
+
+
+def _segment_cache_key(run_id: int, user_id: int) -> str:
+    return f"segmentation:segment:{run_id}:{user_id}"
+
+
+def forget_cached_segments(user_ids: set[int], using: str = "default") -> None:
+    """Drop the cached segment of these users in every stored run (after their memberships were erased)."""
+    from segmentation.models import SegmentationRun
+
+    if not user_ids:
+        return
+    run_ids = SegmentationRun.objects.using(using).values_list("pk", flat=True)
+    cache.delete_many([_segment_cache_key(r, u) for r in run_ids for u in user_ids])
 
 
 def transitions(from_run: Any, to_run: Any, using: str = "default") -> list[tuple[str | None, str | None, int]]:

@@ -11,12 +11,12 @@ from oscar.test.factories import UserFactory
 from segmentation import services
 from segmentation.models import CustomerSegment
 from segmentation.testing import make_order
+from tests.training_shop import module_data
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def runs():
+def _build_runs(tmp: str):
     import random
 
     rnd = random.Random(3)
@@ -28,6 +28,15 @@ def runs():
     first = services.run_segmentation(date(2024, 3, 31))
     second = services.run_segmentation(date(2024, 6, 30))
     return users, first, second
+
+
+module_runs = module_data(_build_runs)
+
+
+@pytest.fixture
+def runs(module_runs, db):
+    """25 customers and two segmentation runs, built once per module; each test rolls back."""
+    return module_runs[0]
 
 
 @pytest.fixture

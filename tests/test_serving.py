@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
 from oscar.core.loading import get_model
@@ -144,25 +145,41 @@ def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplo
     assert "rung model failed" in caplog.text
 
 
-def test_two_visitors_never_see_each_others_history(shop, monkeypatch):
-    """1,000 alternating requests; any leak through a cache would show the other's products."""
+def test_two_visitors_never_see_each_others_history(shop, monkeypatch, django_user_model):
+    """1,000 alternating requests of an anonymous visitor and a signed-in segment member: any leak
+    through a cache, a cookie or a segment would show the other's products, reasons or offer."""
     from recommender.api.views import RecommendationThrottle
+    from segmentation.offers import create_segment_offer
+    from tests.test_segmentation_offers import make_member
 
     monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "10000/min"})
+    bob_user = django_user_model.objects.create_user("bob", "bob@example.com", "pw")
+    make_member(bob_user, "At risk")
+    create_segment_offer(["At risk"], percent=10, shopper_name="A secret deal for Bob")
     alice, bob = browser(), browser()
+    bob.force_login(bob_user)
     mine = {"a": {6, 7, 8}, "b": {20, 21, 22}}
     for i in mine["a"]:
         view_product(alice, shop.products[i])
     for i in mine["b"]:
         view_product(bob, shop.products[i])
     titles = {k: {f"Product {i:02d}" for i in v} for k, v in mine.items()}
-    url = reverse("recommender-api:recommendations", kwargs={"placement": "recently_viewed"})
+    # mostly the exact "recently viewed"; every 8th request "for you", every 8th "trending" (reasons)
+    placements = ("recently_viewed",) * 3 + ("for_you",) + ("recently_viewed",) * 3 + ("trending",)
+    urls = {p: reverse("recommender-api:recommendations", kwargs={"placement": p}) for p in set(placements)}
     for n in range(500):
         for who, client in (("a", alice), ("b", bob)):
-            data = client.get(url, {"limit": 10}).json()
-            got = {r["title"] for r in data["results"]}
             other = titles["b" if who == "a" else "a"]
-            assert got == titles[who] and not got & other, (n, who, got)
+            placement = placements[n % len(placements)]
+            data = client.get(urls[placement], {"limit": 10 if placement == "recently_viewed" else 4}).json()
+            got = {r["title"] for r in data["results"]}
+            viewed = {r["reason"].removeprefix("Because you viewed ") for r in data["results"]}
+            sources = {r["source"] for r in data["results"]}
+            assert not viewed & other and not (who == "a" and "trending_segment" in sources), (n, who, viewed)
+            assert placement != "recently_viewed" or got == titles[who], (n, who, got)
+            if n in (0, 499):  # the segment's offer: only for its member, never under the segment's name
+                page = client.get("/offers/").content.decode() + client.get(CATALOGUE).content.decode()
+                assert ("A secret deal for Bob" in page) is (who == "b") and "At risk" not in page, (n, who)
 
 
 def test_login_keeps_the_visitors_history(shop):
@@ -260,6 +277,9 @@ def test_anonymous_api_callers_are_throttled(shop, monkeypatch):
     client = browser()
     url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
     assert [client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+    if hasattr(cache, "keys"):  # Redis: the count is kept under a keyed hash, never the raw IP
+        keys = cache.keys("throttle_recommendations_*")
+        assert keys and not any("127.0.0.1" in k for k in keys)
 
 
 def _block_html(html: str, placement: str) -> str:

@@ -82,11 +82,12 @@ def build_shop(n_users: int = 24, n_visitors: int = 16, visits: int = 8, orders:
 LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
 
 
-def module_shop(train: Callable[[TrainingShop], None]) -> Any:
-    """A module-scoped fixture giving ``(shop, media root)``: the shop built and trained once by
-    ``train`` and committed for all tests of the module (each test still runs in its own
-    rolled-back transaction, see the ``shop`` fixtures), then flushed away. Tests that change
-    files or need another database state belong in another module."""
+def module_data(build: Callable[[str], Any], **overrides: Any) -> Any:
+    """A module-scoped fixture giving ``(build(tmp), tmp)``: data built once (``tmp`` is a fresh
+    folder, e.g. for MEDIA_ROOT) on the apps' documented defaults plus ``overrides``, committed for
+    all tests of the module (each test still runs in its own rolled-back transaction), then
+    flushed away. Tests that change files, need another database state or a transactional
+    database belong in another module."""
     import pytest
 
     @pytest.fixture(scope="module")
@@ -96,15 +97,27 @@ def module_shop(train: Callable[[TrainingShop], None]) -> Any:
 
         from recommender.services import versions
 
-        media = str(tmp_path_factory.mktemp("media"))
+        tmp = str(tmp_path_factory.mktemp("module"))
         fast = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-        with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media, RECOMMENDER=LIGHT, PASSWORD_HASHERS=fast):
+        settings = {"RECOMMENDER": {}, "SEGMENTATION": {}, "PASSWORD_HASHERS": fast, "MEDIA_ROOT": tmp, **overrides}
+        with django_db_blocker.unblock(), override_settings(**settings):
             versions.forget_loaded()
-            shop = build_shop()
-            train(shop)
-        yield shop, media
+            data = build(tmp)
+        yield data, tmp
         versions.forget_loaded()
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
 
     return fixture
+
+
+def module_shop(train: Callable[[TrainingShop], None]) -> Any:
+    """:func:`module_data` for the training shop: built, trained by ``train`` (with the ``LIGHT``
+    settings, model files under the module's folder) and shared by the module's tests."""
+
+    def build(tmp: str) -> TrainingShop:
+        shop = build_shop()
+        train(shop)
+        return shop
+
+    return module_data(build, RECOMMENDER=LIGHT)

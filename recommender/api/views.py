@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
+from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from oscar.core.loading import get_model
@@ -38,6 +39,14 @@ class RecommendationThrottle(AnonRateThrottle):
     """Anonymous callers: ``DEFAULT_THROTTLE_RATES["recommendations"]`` (default 120/min)."""
 
     scope = "recommendations"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        """DRF keys the count by the caller's raw IP; we key it by a salted HMAC of it, so no raw
+        IP address is stored in the cache."""
+        if request.user and request.user.is_authenticated:
+            return None
+        ident = salted_hmac("recommender.throttle", self.get_ident(request)).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def get_rate(self) -> str | None:
         try:

@@ -14,9 +14,7 @@ from django.db.models import Q
 from oscar.core.loading import get_model
 
 from recommender.abstract_models import ModelKind
-from recommender.conf import app_settings
-from recommender.exporters import EVENT_TYPES, recommendable_products
-from recommender.ml.data import EVENT_PURCHASE
+from recommender.exporters import recommendable_products
 from recommender.services import versions
 
 
@@ -73,26 +71,10 @@ def similar(kind: str, product: Any, k: int = 5) -> Preview:
 
 def customer_history(user: Any, limit: int | None = None) -> list[tuple[int, float, int]]:
     """``(product id, unix time, event type)`` of what the customer bought, viewed or put in a basket,
-    oldest first (the last ``limit``, default ``MAX_HISTORY_LENGTH``); children count as their parent product."""
-    limit = limit or app_settings.MAX_HISTORY_LENGTH
-    Line = get_model("order", "Line")
-    Event = get_model("recommender", "Event")
-    bought = (
-        Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0)
-        .order_by("-order__date_placed")
-        .values_list("product_id", "order__date_placed")[:limit]
-    )
-    events = (
-        Event.objects.filter(user=user, kind__in=list(EVENT_TYPES), product__isnull=False)
-        .order_by("-created")
-        .values_list("product_id", "created", "kind")[:limit]
-    )
-    rows = [(pid, when, EVENT_PURCHASE) for pid, when in bought]
-    rows += [(pid, when, EVENT_TYPES[kind]) for pid, when, kind in events]
-    rows.sort(key=lambda r: r[1])
-    Product = get_model("catalogue", "Product")
-    parents = dict(Product.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "parent_id"))
-    return [(parents.get(pid) or pid, when.timestamp(), kind) for pid, when, kind in rows][-limit:]
+    oldest first: the history the "for you" block of this customer reads."""
+    from recommender.services.serving import history_for
+
+    return history_for(user, "", limit)
 
 
 def for_customer(user: Any, k: int = 5) -> Preview:

@@ -37,6 +37,7 @@ from recommender.abstract_models import ModelKind
 from recommender.conf import app_settings
 from recommender.ml.data import EVENT_PURCHASE
 from recommender.services import versions
+from recommender.services.personal_data import without_erased_orders
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def history_for(user: Any | None, visitor_id: str, limit: int | None = None) -> 
     if user is not None:
         who = Q(user=user)
         bought = (
-            Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0)
+            without_erased_orders(Line.objects.filter(order__user=user, product__isnull=False, quantity__gt=0))
             .order_by("-order__date_placed")
             .values_list("product_id", "order__date_placed", "product__parent_id")[:limit]
         )
@@ -206,6 +207,28 @@ def bump_generation(visitor_keys: set[str]) -> None:
         cache.set_many({generation_key(k): time.time_ns() for k in keys}, app_settings.BLOCK_CACHE_SECONDS * 10)
     except Exception:  # the cache is an optimisation: never fail the request for it
         _log_once("generation", "recommender: could not bump the visitor cache generation")
+
+
+def forget_visitors(visitor_keys: set[str]) -> None:
+    """Drop the cached blocks of these visitors (``u<user id>``, ``v<visitor id>``; an erasure).
+
+    Where the cache can delete by pattern (django-redis) their blocks and generation keys are
+    deleted; elsewhere the generation is bumped, so the old blocks are never read again and expire
+    within ``BLOCK_CACHE_SECONDS``.
+    """
+    keys = [k for k in visitor_keys if k]
+    if not keys:
+        return
+    delete_pattern = getattr(cache, "delete_pattern", None)
+    try:
+        if delete_pattern is None:
+            bump_generation(set(keys))
+            return
+        for k in keys:
+            delete_pattern(f"recommender:block:{k}:*")
+        cache.delete_many([generation_key(k) for k in keys])
+    except Exception:  # the cache is an optimisation: never fail the caller for it
+        _log_once("forget", "recommender: could not drop a visitor's cached blocks")
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -379,7 +402,7 @@ def _purchased(visitor: Visitor, memo: dict[str, Any]) -> set[int]:
         purchased = {pid for pid, _when, kind in _history(visitor, memo) if kind == EVENT_PURCHASE}
         if visitor.user is not None:
             Line = get_model("order", "Line")
-            lines = Line.objects.filter(order__user=visitor.user, product__isnull=False)
+            lines = without_erased_orders(Line.objects.filter(order__user=visitor.user, product__isnull=False))
             purchased |= {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
         memo[key] = purchased
     return memo[key]
