@@ -210,9 +210,34 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     return errors
 
 
+def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """A Redis cache that a hung server could make every page wait on (README "Redis outages")."""
+    messages: list[checks.CMessage] = []
+    for alias, config in getattr(settings, "CACHES", {}).items():
+        backend = config.get("BACKEND", "")
+        options = config.get("OPTIONS") or {}
+        if backend == "recommender.cache.ResilientRedisCache":
+            for key in ("CIRCUIT_BREAKER_SECONDS", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
+                value = options.get(key, 0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    message = f"CACHES[{alias!r}]['OPTIONS'][{key!r}] is {value!r}."
+                    messages.append(checks.Error(message, hint="Use a number of seconds >= 0.", id="recommender.E020"))
+        elif backend.startswith("django_redis.") and not (
+            options.get("SOCKET_TIMEOUT") and options.get("IGNORE_EXCEPTIONS")
+        ):
+            messages.append(checks.Warning(
+                f"CACHES[{alias!r}] uses django-redis without SOCKET_TIMEOUT and IGNORE_EXCEPTIONS: a hung or dead "
+                "Redis would make pages wait or fail.",
+                hint='Use "BACKEND": "recommender.cache.ResilientRedisCache" (README, "Redis outages").',
+                id="recommender.W020",
+            ))  # fmt: skip
+    return messages
+
+
 def register() -> None:
     checks.register(check_oscar_apps, checks.Tags.compatibility)
     checks.register(check_recommender_settings)
     checks.register(check_training_settings)
     checks.register(check_broker, checks.Tags.compatibility, deploy=False)
     checks.register(check_task_lock_cache, checks.Tags.caches)
+    checks.register(check_caches, checks.Tags.caches)

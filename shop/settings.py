@@ -134,13 +134,19 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # Redis down or hung must never break or slow a page: django-redis with short socket
+            # timeouts, cache misses instead of errors, and a circuit breaker that skips Redis for
+            # 30 s after a failure, logging one line (recommender/cache.py, README "Redis outages")
+            "BACKEND": "recommender.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
-            # Redis down must never break a page: cache misses instead, logged
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
-        }
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25, "CIRCUIT_BREAKER_SECONDS": 30},
+        },
+        # sorl-thumbnail (Oscar's thumbnailer) looks up ~20 thumbnails per listing: a per-process
+        # memory cache in front of its database table, so thumbnails do not depend on Redis
+        "thumbnails": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "thumbnails"},
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    THUMBNAIL_CACHE = "thumbnails"
+    THUMBNAIL_CACHE_TIMEOUT = 300  # another process's change of a thumbnail is seen within 5 minutes
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:

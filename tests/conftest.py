@@ -67,6 +67,9 @@ def _documented_defaults(request: pytest.FixtureRequest):
     settings.RECOMMENDER = {}
     settings.SEGMENTATION = {}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from recommender.cache import reset_breakers
+
+    reset_breakers()  # a Redis hiccup in an earlier test does not leave this one without its cache
     _clear_cache(cache)
     yield
     _clear_cache(cache)

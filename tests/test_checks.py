@@ -37,6 +37,22 @@ def test_broker_required_in_production(settings):
     assert checks.check_broker() == []
 
 
+def test_redis_caches_that_a_hung_server_could_stall(settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "recommender.cache.ResilientRedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                    "OPTIONS": {"CIRCUIT_BREAKER_SECONDS": "30", "SOCKET_TIMEOUT": -1}},
+        "plain": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+        "memory": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }  # fmt: skip
+    messages = checks.check_caches()
+    assert [(m.id, m.msg.split("]")[0]) for m in messages] == [
+        ("recommender.E020", "CACHES['default'"), ("recommender.E020", "CACHES['default'"),
+        ("recommender.W020", "CACHES['plain'"),
+    ]  # fmt: skip
+    settings.CACHES = {"default": {"BACKEND": "recommender.cache.ResilientRedisCache", "LOCATION": "redis://x/0"}}
+    assert checks.check_caches() == []
+
+
 def test_app_order_and_missing_oscar_apps(monkeypatch):
     monkeypatch.setattr(checks, "_app_modules", lambda: ["recommender", "oscar.apps.catalogue", "oscar.apps.basket"])
     assert ids(checks.check_oscar_apps()) == ["recommender.E001", "recommender.E003"]

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from recommender.abstract_models import ModelKind, TrainingStatus
-from recommender.locks import LockHeld, task_lock
+from recommender.locks import LockHeld, LockUnavailable, task_lock
 from recommender.services.training import KIND_ORDER, train_recommenders
 
 FINAL = ("promoted", "rejected", "skipped", "failed")
@@ -39,6 +39,8 @@ class Command(BaseCommand):
         try:
             with task_lock("recommender.train_recommenders"):
                 run = train_recommenders(as_of, kinds, trigger="command", progress=progress)
+        except LockUnavailable as exc:
+            raise CommandError("the cache that holds the training lock does not answer (is Redis up?)") from exc
         except LockHeld as exc:
             raise CommandError("another training run is in progress (the nightly task?); try again later") from exc
         finally:

@@ -153,15 +153,18 @@ SEGMENTATION = {}
 
 # One Redis for the cache and the Celery broker. The cache must be shared by every process:
 # the lock that keeps a nightly task from overlapping itself lives there (recommender.W002/E011).
+# Redis down or hung never breaks or slows a page (see "Redis outages" below).
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
+        "BACKEND": "recommender.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
-        # Redis down must never break a page: cache misses instead
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
-    }
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25, "CIRCUIT_BREAKER_SECONDS": 30},
+    },
+    "thumbnails": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
+THUMBNAIL_CACHE = "thumbnails"  # sorl-thumbnail (Oscar's thumbnails) off Redis
+THUMBNAIL_CACHE_TIMEOUT = 300
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
