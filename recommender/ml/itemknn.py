@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 
 from recommender.ml._utils import config_int, csr_from_tensors, csr_tensors, csr_top_n, history_matrix, sessions_matrix
-from recommender.ml.base import Recommender, top_k
+from recommender.ml.base import Recommender, register, top_k
 from recommender.ml.data import SessionData
 
 
@@ -27,6 +27,7 @@ def recency_weights(length: int, decay: float) -> np.ndarray:
     return np.power(float(decay), np.arange(length - 1, -1, -1, dtype=np.float64)).astype(np.float32)
 
 
+@register
 class ItemKNNRecommender(Recommender):
     """Cosine item-item neighbourhood model over co-occurrence in sequences."""
 
@@ -63,10 +64,7 @@ class ItemKNNRecommender(Recommender):
         return top_k(scores, k)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "params": {"neighbours": self.neighbours, "shrink": self.shrink, "recency_decay": self.recency_decay},
-            "n_items": self.n_items_,
-        }
+        return {"params": self.get_params(), "n_items": self.n_items_}
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return csr_tensors("similarity", self.similarity_)

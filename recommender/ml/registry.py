@@ -1,74 +1,51 @@
 """Model names -> classes, and :func:`load_model` that opens any saved model directory.
 
-The neural models live in :mod:`recommender.ml.sequence` (needs torch); it is imported
-only when one of its names is asked for, so the light models load without torch.
+Each model class registers itself where it is defined (:func:`recommender.ml.base.register`);
+this module imports the model modules on the first lookup. The neural models live in
+:mod:`recommender.ml.sequence` (needs torch), imported only by a lookup that needs it, so the
+light models load without torch.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
 
-from recommender.ml.base import ModelFileError, Recommender, read_model_files
-from recommender.ml.hybrid import BlendRecommender, HybridRecommender
-from recommender.ml.itemknn import ItemKNNRecommender
-from recommender.ml.popularity import PopularityRecommender, SegmentPopularityRecommender, TrendingRecommender
-from recommender.ml.rules import SequentialRulesRecommender, VSKNNRecommender
+from recommender.ml.base import MODEL_CLASSES, ModelFileError, Recommender, read_model_files
 
-#: modules whose Recommender subclasses register themselves under their ``name`` on first use
+#: modules whose Recommender classes register themselves on import
+MODEL_MODULES = ("recommender.ml.popularity", "recommender.ml.itemknn", "recommender.ml.rules", "recommender.ml.hybrid")
+#: the same, for modules that need an optional dependency (skipped when it is not installed)
 LAZY_MODULES = ("recommender.ml.sequence",)
 
-_MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls
-    for cls in (
-        PopularityRecommender,
-        TrendingRecommender,
-        SegmentPopularityRecommender,
-        ItemKNNRecommender,
-        SequentialRulesRecommender,
-        VSKNNRecommender,
-        HybridRecommender,
-        BlendRecommender,
-    )
-}
-_lazy_loaded = False
+_MODELS = MODEL_CLASSES  # the registry itself (tests add classes to it)
+_loaded: set[bool] = set()
 
 
-def _load_lazy() -> None:
-    global _lazy_loaded
-    if _lazy_loaded:
+def _load(include_lazy: bool = True) -> None:
+    for module_name in MODEL_MODULES:
+        importlib.import_module(module_name)
+    if not include_lazy or _loaded:
         return
-    _lazy_loaded = True
+    _loaded.add(True)
     for module_name in LAZY_MODULES:
         try:
-            module = importlib.import_module(module_name)
+            importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != module_name:  # the module exists but a dependency is missing
                 raise
-            continue
-        for obj in vars(module).values():
-            if (
-                inspect.isclass(obj)
-                and issubclass(obj, Recommender)
-                and not inspect.isabstract(obj)
-                and obj.__module__ == module.__name__
-                and obj.name not in ("base", "sequence")
-            ):
-                _MODELS.setdefault(obj.name, obj)
 
 
 def available_models(include_lazy: bool = True) -> list[str]:
     """Registered model names (with the neural ones when ``include_lazy`` and importable)."""
-    if include_lazy:
-        _load_lazy()
+    _load(include_lazy)
     return sorted(_MODELS)
 
 
 def get_model_class(name: str) -> type[Recommender]:
     """The class registered as ``name`` (KeyError listing the choices if unknown)."""
     if name not in _MODELS:
-        _load_lazy()
+        _load()
     try:
         return _MODELS[name]
     except KeyError:

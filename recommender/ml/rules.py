@@ -28,7 +28,7 @@ from recommender.ml._utils import (
     require,
     row_ranks,
 )
-from recommender.ml.base import ModelFileError, Recommender
+from recommender.ml.base import ModelFileError, Recommender, register
 from recommender.ml.data import SessionData
 
 
@@ -54,6 +54,7 @@ def transition_rules(sessions: Sequence[np.ndarray], n_items: int, window: int =
     return m
 
 
+@register
 class SequentialRulesRecommender(Recommender):
     """Weighted "B follows A" rules; ``score(j | history) = rules[history[-1], j]``.
 
@@ -87,7 +88,7 @@ class SequentialRulesRecommender(Recommender):
         return top_k(scores, k)
 
     def get_config(self) -> dict[str, Any]:
-        return {"params": {"window": self.window, "max_rules": self.max_rules}, "n_items": self.n_items_}
+        return {"params": self.get_params(), "n_items": self.n_items_}
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return csr_tensors("rules", self.rules_)
@@ -136,6 +137,7 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.repeat(starts, lengths) + offset, offset
 
 
+@register
 class VSKNNRecommender(Recommender):
     """Vector multiplication session-based kNN (V-SKNN), vectorised.
 
@@ -285,16 +287,7 @@ class VSKNNRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            "params": {
-                "k": self.k,
-                "sample_size": self.sample_size,
-                "weighting": self.weighting,
-                "weighting_score": self.weighting_score,
-                "item_decay": self.item_decay,
-                "before_weight": self.before_weight,
-                "normalize": self.normalize,
-                "idf": self.idf,
-            },
+            "params": self.get_params(),
             "n_items": self.n_items_,
             "n_sessions": len(self.seq_ptr_) - 1,
         }

@@ -412,7 +412,7 @@ def test_blend_chooses_weights_on_validation(tmp_path: Path) -> None:
     from recommender.ml.hybrid import BlendRecommender, normalise_scores
 
     data = chain_data(n_repeats=40)
-    gru = {"embedding_dim": 8, "hidden_size": 8, "epochs": 2, "batch_tokens": 64, "num_threads": 1, "mix_rules": False}
+    gru = {"embedding_dim": 8, "hidden_size": 8, "epochs": 2, "batch_tokens": 64, "num_threads": 1}
     model = BlendRecommender(
         components=[["gru", gru], ["sr", {}], ["vsknn", {"k": 5, "sample_size": 20}]],
         weight_grid=[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
@@ -457,7 +457,7 @@ def test_blend_networks_share_a_weight_and_differ_in_seed() -> None:
     assert [c[0] for c in blend.components] == ["gru", "gru", "sr", "vsknn", "itemknn"]
     nets = blend._build()[:2]
     assert [n.seed for n in nets] == [5, 6] and [n.time_budget for n in nets] == [30.0, 30.0]
-    assert all(n.epochs == 1 and not n.mix_rules for n in nets)
+    assert all(n.epochs == 1 for n in nets)
     assert blend.components[3][1] == {"item_decay": 2.0, "k": 7}
     with pytest.raises(ValueError):
         BlendRecommender(networks=0)
