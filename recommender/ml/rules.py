@@ -75,9 +75,12 @@ class SequentialRulesRecommender(Recommender):
         return self
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
-        last = [np.asarray(h[-1:], dtype=np.int64) for h in histories]
-        h = history_matrix(last, self.n_items_, [np.ones(len(x), dtype=np.float32) for x in last])
-        return (h @ self.rules_).toarray().astype(np.float32, copy=False)
+        last = np.fromiter((int(h[-1]) if len(h) else -1 for h in histories), dtype=np.int64, count=len(histories))
+        known = (last >= 0) & (last < self.n_items_)
+        out = np.zeros((len(histories), self.n_items_), dtype=np.float32)
+        if known.any():  # the rows of the last items (a history without a known last item scores 0)
+            out[known] = self.rules_[last[known]].toarray()
+        return out
 
     def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Items most often following ``item``."""
@@ -208,6 +211,21 @@ class VSKNNRecommender(Recommender):
         x.data[:] = 1.0
         self._sessions = x
         self._item_sessions = x.T.tocsr()  # inverted index: item -> sessions containing it
+        self._item_sessions.sort_indices()
+        # the same, each item keeping only its sample_size most recent sessions (smallest indices):
+        # a candidate among the sample_size most recent is among the sample_size most recent of
+        # every item of positive weight it shares with the history (all more recent sessions of
+        # that item are candidates too), and items of weight 0 add nothing, so the sample and its
+        # similarities are those of the whole index, at the cost of at most sample_size sessions
+        # per history item
+        head = self._item_sessions
+        if head.nnz and np.diff(head.indptr).max() > self.sample_size:
+            keep = row_ranks(head.indptr, np.arange(head.nnz)) < self.sample_size
+            counts = np.minimum(np.diff(head.indptr), self.sample_size)
+            head = sp.csr_matrix(
+                (head.data[keep], head.indices[keep], np.concatenate([[0], np.cumsum(counts)])), shape=head.shape
+            )
+        self._recent_item_sessions = head
         self._session_len = np.diff(x.indptr).astype(np.float32)
         df = np.diff(self._item_sessions.indptr).astype(np.float64)
         idf = np.where(df > 0, np.log(max(n_sessions, 1) / np.maximum(df, 1)), 0.0)
@@ -217,7 +235,7 @@ class VSKNNRecommender(Recommender):
         """Batch x training-session matrix holding the similarity of the ``k`` nearest sessions."""
         weights = [position_weights(len(h), self.weighting) for h in histories]
         q = history_matrix(histories, self.n_items_, weights)
-        sims = (q @ self._item_sessions).tocsr()  # B x sessions, "vec" similarity
+        sims = (q @ self._recent_item_sessions).tocsr()  # B x sessions, "vec" similarity
         sims.sum_duplicates()
         sims.sort_indices()
         # sample: the sample_size most recent candidate sessions = smallest session indices

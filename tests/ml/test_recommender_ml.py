@@ -171,6 +171,21 @@ def test_neighbourhood_models_complete_chains(model, data: SessionData) -> None:
         assert sorted(idx.tolist()) == expected, (model.name, history)
 
 
+@pytest.mark.parametrize("weighting", ["div", "linear"])
+def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str) -> None:
+    """Scoring looks only at each item's ``sample_size`` most recent sessions; the neighbours and
+    scores are those of the whole inverted index (also with ``linear`` weights, where the oldest
+    items of a long history weigh 0)."""
+    rng = np.random.default_rng(0)
+    data = SessionData([rng.integers(0, 30, rng.integers(1, 8)) for _ in range(400)], 30)
+    model = VSKNNRecommender(k=10, sample_size=15, weighting=weighting, item_decay=2.0).fit(data)
+    assert np.diff(model._recent_item_sessions.indptr).max() == 15 < np.diff(model._item_sessions.indptr).max()
+    histories = [rng.integers(0, 30, n) for n in (1, 3, 12, 25)] + [np.asarray([], dtype=np.int64)]
+    fast = model.score_batch(histories)
+    model._recent_item_sessions = model._item_sessions
+    np.testing.assert_array_equal(fast, model.score_batch(histories))
+
+
 def test_itemknn_similar_items(data: SessionData) -> None:
     model = ItemKNNRecommender().fit(data)
     idx, _ = model.similar_items(4, k=2)
@@ -182,6 +197,7 @@ def test_sequential_rules_weights() -> None:
     model = SequentialRulesRecommender(window=2).fit(SessionData([np.asarray([0, 1, 2, 3])], 4))
     np.testing.assert_allclose(model.score_batch([np.asarray([0])])[0], [0, 1, 0.5, 0])  # 3 is 3 steps away
     np.testing.assert_allclose(model.score_batch([np.asarray([3, 1])])[0], [0, 0, 1, 0.5])  # last item only
+    assert not model.score_batch([np.asarray([], dtype=np.int64), np.asarray([1, 7])]).any()  # none, unknown
 
 
 def test_popularity_models(data: SessionData) -> None:
