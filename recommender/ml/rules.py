@@ -25,6 +25,7 @@ from recommender.ml._utils import (
     csr_tensors,
     csr_top_n,
     history_matrix,
+    ranges,
     require,
     row_ranks,
 )
@@ -78,8 +79,11 @@ class SequentialRulesRecommender(Recommender):
         last = np.fromiter((int(h[-1]) if len(h) else -1 for h in histories), dtype=np.int64, count=len(histories))
         known = (last >= 0) & (last < self.n_items_)
         out = np.zeros((len(histories), self.n_items_), dtype=np.float32)
-        if known.any():  # the rows of the last items (a history without a known last item scores 0)
-            out[known] = self.rules_[last[known]].toarray()
+        # the rules of each last item (a history without a known last item scores 0)
+        starts = self.rules_.indptr[last[known]]
+        lengths = self.rules_.indptr[last[known] + 1] - starts
+        flat, _ = ranges(starts, lengths)
+        out[np.repeat(np.flatnonzero(known), lengths), self.rules_.indices[flat]] = self.rules_.data[flat]
         return out
 
     def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +103,10 @@ class SequentialRulesRecommender(Recommender):
     def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
         self.n_items_ = config_int(config, "n_items")
         self.rules_ = csr_from_tensors(tensors, "rules", (self.n_items_, self.n_items_))
+
+
+#: V-SKNN looks up history positions in a dense (histories x items) array up to this size
+DENSE_LOOKUP_CELLS = 1 << 20
 
 
 def position_weights(length: int, weighting: str) -> np.ndarray:
@@ -130,14 +138,6 @@ def step_weights(steps: np.ndarray, weighting_score: str) -> np.ndarray:
     if weighting_score == "same":
         return np.ones_like(steps)
     raise ValueError(f"unknown weighting_score {weighting_score!r}")
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated ``arange(start, start + length)`` for every pair, and the offset inside each."""
-    total = int(lengths.sum())
-    group_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    offset = np.arange(total) - group_start
-    return np.repeat(starts, lengths) + offset, offset
 
 
 @register
@@ -261,21 +261,22 @@ class VSKNNRecommender(Recommender):
         pair_s, pair_sim = nb.indices.astype(np.int64), nb.data
         # every item occurrence of every neighbour session, in order
         lengths = self.seq_ptr_[pair_s + 1] - self.seq_ptr_[pair_s]
-        flat, pos = _ranges(self.seq_ptr_[pair_s], lengths)
+        flat, pos = ranges(self.seq_ptr_[pair_s], lengths)
         e_pair = np.repeat(np.arange(len(pair_s)), lengths)
         e_item = self.seq_items_[flat].astype(np.int64)
         e_b = pair_b[e_pair]
         # 1-based position of each item's latest occurrence in the current session (0 = absent)
-        hist_pos = history_matrix(histories, n_items, [np.arange(1, len(h) + 1) for h in histories]).tocoo()
-        keys = hist_pos.row.astype(np.int64) * n_items + hist_pos.col
-        order = np.argsort(keys)
-        keys, kpos = keys[order], hist_pos.data[order]
-        e_key = e_b * n_items + e_item
-        if len(keys):
+        hist_pos = history_matrix(histories, n_items, [np.arange(1, len(h) + 1) for h in histories])
+        if n_b * n_items <= DENSE_LOOKUP_CELLS:  # a few histories (serving): look positions up directly
+            e_qpos = hist_pos.toarray()[e_b, e_item]
+        else:
+            hist_pos = hist_pos.tocoo()
+            keys = hist_pos.row.astype(np.int64) * n_items + hist_pos.col
+            order = np.argsort(keys)
+            keys, kpos = keys[order], hist_pos.data[order]
+            e_key = e_b * n_items + e_item
             at = np.searchsorted(keys, e_key).clip(0, len(keys) - 1)
             e_qpos = np.where(keys[at] == e_key, kpos[at], 0.0)
-        else:
-            e_qpos = np.zeros(len(e_key))
         # per neighbour: the most recent shared item (largest current-session position)
         group_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         best_q = np.maximum.reduceat(e_qpos, group_start)

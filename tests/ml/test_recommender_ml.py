@@ -172,10 +172,11 @@ def test_neighbourhood_models_complete_chains(model, data: SessionData) -> None:
 
 
 @pytest.mark.parametrize("weighting", ["div", "linear"])
-def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str) -> None:
+def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Scoring looks only at each item's ``sample_size`` most recent sessions; the neighbours and
     scores are those of the whole inverted index (also with ``linear`` weights, where the oldest
-    items of a long history weigh 0)."""
+    items of a long history weigh 0), and the dense position lookup of small batches gives what
+    the sorted one of large batches gives."""
     rng = np.random.default_rng(0)
     data = SessionData([rng.integers(0, 30, rng.integers(1, 8)) for _ in range(400)], 30)
     model = VSKNNRecommender(k=10, sample_size=15, weighting=weighting, item_decay=2.0).fit(data)
@@ -184,6 +185,8 @@ def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str) -> None:
     fast = model.score_batch(histories)
     model._recent_item_sessions = model._item_sessions
     np.testing.assert_array_equal(fast, model.score_batch(histories))
+    monkeypatch.setattr("recommender.ml.rules.DENSE_LOOKUP_CELLS", 0)
+    np.testing.assert_array_equal(fast, model.score_batch(histories))
 
 
 def test_itemknn_similar_items(data: SessionData) -> None:
@@ -191,6 +194,11 @@ def test_itemknn_similar_items(data: SessionData) -> None:
     idx, _ = model.similar_items(4, k=2)
     assert set(idx.tolist()) == {3, 5}
     assert 4 not in model.similar_items(4, k=9)[0].tolist()
+    # one history is scored without sparse matrices: the same scores as in a batch
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(-1, 11, n) for n in (0, 1, 2, 5, 9, 30)]
+    batch = model.score_batch(histories)
+    np.testing.assert_array_equal(np.vstack([model.score_batch([h]) for h in histories]), batch)
 
 
 def test_sequential_rules_weights() -> None:
