@@ -378,9 +378,16 @@ def test_raw_event_loaders(loader, folder: str, has_types: bool) -> None:
 # -- no Django in recommender.ml ------------------------------------------------------------------
 
 
-def test_recommender_ml_never_imports_django() -> None:
-    modules = sorted(m.name for m in pkgutil.iter_modules(recommender.ml.__path__, "recommender.ml."))
-    assert "recommender.ml.rules" in modules
+def test_ml_packages_never_import_django() -> None:
+    """Every module of ``recommender.ml`` (subpackages too) and ``segmentation.ml`` imports without Django."""
+    import segmentation.ml
+
+    modules = sorted(
+        m.name
+        for package in (recommender.ml, segmentation.ml)
+        for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+    )
+    assert {"recommender.ml.rules", "recommender.ml.sequence.model", "segmentation.ml.rfm"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}:\n"
