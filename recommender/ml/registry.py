@@ -19,15 +19,17 @@ MODEL_MODULES = ("recommender.ml.popularity", "recommender.ml.itemknn", "recomme
 LAZY_MODULES = ("recommender.ml.sequence",)
 
 _MODELS = MODEL_CLASSES  # the registry itself (tests add classes to it)
-_loaded: set[bool] = set()
+_lazy_loaded = False
 
 
 def _load(include_lazy: bool = True) -> None:
+    """Import the model modules (their classes register themselves), the optional ones once."""
+    global _lazy_loaded
     for module_name in MODEL_MODULES:
         importlib.import_module(module_name)
-    if not include_lazy or _loaded:
+    if not include_lazy or _lazy_loaded:
         return
-    _loaded.add(True)
+    _lazy_loaded = True
     for module_name in LAZY_MODULES:
         try:
             importlib.import_module(module_name)
