@@ -50,7 +50,7 @@ def fit_parts(data, seed: int, network_minutes: float) -> tuple[dict, object]:
     parts = {}
     for name, cell, s in (("gru0", "gru", seed), ("gru1", "gru", seed + 1), ("lstm0", "lstm", seed)):
         t = time.perf_counter()
-        parts[name] = get_model_class(cell)(seed=s, mix_rules=False, time_budget=60 * network_minutes)
+        parts[name] = get_model_class(cell)(seed=s, time_budget=60 * network_minutes)
         parts[name].fit(train, validation)
         print(f"{name}: {time.perf_counter() - t:.0f} s, best epoch {parts[name].best_epoch_}", flush=True)
     for name in ("sr", "vsknn", "itemknn"):

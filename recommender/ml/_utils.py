@@ -60,6 +60,14 @@ def row_ranks(indptr: np.ndarray, order_within: np.ndarray) -> np.ndarray:
     return np.arange(len(order_within)) - row_start
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated ``arange(start, start + length)`` for every pair, and the offset inside each."""
+    total = int(lengths.sum())
+    group_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    offset = np.arange(total) - group_start
+    return np.repeat(starts, lengths) + offset, offset
+
+
 def csr_top_n(mat: sp.csr_matrix, n: int) -> sp.csr_matrix:
     """Keep the ``n`` largest entries of each row (ties: smaller column first)."""
     mat = mat.tocsr()
@@ -108,3 +116,15 @@ def history_matrix(histories: Sequence[np.ndarray], n_items: int, weights: Seque
     first[1:] = key[order][1:] != key[order][:-1]
     sel = order[first]
     return sp.csr_matrix((vals[sel], (rows[sel], cols[sel])), shape=(len(hist), n_items), dtype=np.float32)
+
+
+def csr_rows_dense(mat: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, n_cols: int) -> np.ndarray:
+    """``sum_r weights[r] * mat[rows[r]]`` as a dense float32 vector, without building sparse
+    matrices: the products and sums in the order ``weights @ mat[rows]`` makes them, for ``rows``
+    in increasing order (what scoring one history needs; a sparse product costs more to set up)."""
+    starts = mat.indptr[rows]
+    lengths = mat.indptr[rows + 1] - starts
+    flat, _ = ranges(starts, lengths)
+    out = np.zeros(n_cols, dtype=np.float32)
+    np.add.at(out, mat.indices[flat], np.repeat(weights.astype(np.float32), lengths) * mat.data[flat])
+    return out

@@ -10,15 +10,17 @@ Conventions (scikit-learn / implicit style):
   returns a dense ``(len(histories), n_items)`` float32 array, higher is better.
   ``recommend`` and the evaluation are built on it.
 * ``save`` / ``load`` write safetensors + JSON only, never pickle.
+* A model class registers its ``name`` where it is defined, with :func:`register`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -33,7 +35,35 @@ class ModelFileError(ValueError):
     """A saved model directory is missing, truncated, tampered with or foreign."""
 
 
-class Recommender(ABC):
+class HasParams:
+    """scikit-learn's convention: ``__init__`` stores each argument under its own name, so the
+    hyperparameters are read from its signature and listed nowhere else."""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The names of the ``__init__`` arguments, in order."""
+        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.name != "self" and p.kind not in skip]
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters by name, as ``__init__`` stored them (``cls(**get_params())`` is a copy)."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+
+#: registry name -> model class, filled by :func:`register` as the model modules are imported
+MODEL_CLASSES: dict[str, type[Recommender]] = {}
+
+R = TypeVar("R", bound="type[Recommender]")
+
+
+def register(cls: R) -> R:
+    """Class decorator: make ``cls`` loadable under ``cls.name`` (see :mod:`recommender.ml.registry`)."""
+    MODEL_CLASSES.setdefault(cls.name, cls)
+    return cls
+
+
+class Recommender(HasParams, ABC):
     """Base class of all next-item / related-item models."""
 
     #: registry name, written to ``config.json`` so ``load_model`` can find the class

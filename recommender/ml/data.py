@@ -47,6 +47,13 @@ class SessionData:
         return int(sum(len(s) for s in self.sessions))
 
 
+def item_counts(data: SessionData) -> np.ndarray:
+    """Number of events of each item in ``data`` (float64, length ``n_items``)."""
+    if not data.sessions:
+        return np.zeros(data.n_items)
+    return np.bincount(np.concatenate(data.sessions), minlength=data.n_items).astype(np.float64)
+
+
 class ItemIndex:
     """Bidirectional map between external item ids (product ids) and 0-based indices."""
 

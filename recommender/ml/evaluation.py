@@ -28,6 +28,7 @@ __all__ = [
     "macro_f1",
     "majority_baseline",
     "metrics_from_ranks",
+    "per_class_f1",
     "popularity_percentiles",
     "rank_cases",
     "summarise_ranks",
@@ -181,14 +182,20 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | Non
     classes = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
     if len(classes) == 0:
         return float("nan")
+    return float(np.mean(per_class_f1(y_true, y_pred, classes)))
+
+
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int]) -> list[float]:
+    """F1 of each class in ``labels`` (0 for a class with no true and no predicted member)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     f1s = []
-    for c in classes:
+    for c in labels:
         tp = np.sum((y_pred == c) & (y_true == c))
         fp = np.sum((y_pred == c) & (y_true != c))
         fn = np.sum((y_pred != c) & (y_true == c))
         denom = 2 * tp + fp + fn
-        f1s.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f1s))
+        f1s.append(float(2 * tp / denom) if denom else 0.0)
+    return f1s
 
 
 def majority_baseline(y_train: np.ndarray, y_test: np.ndarray, labels: Sequence[int] | None = None) -> dict[str, float]:

@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from recommender.ml.base import ModelFileError, Recommender
+from recommender.ml.base import ModelFileError, Recommender, register
 from recommender.ml.data import SessionData
+from recommender.ml.registry import get_model_class
 
 DEFAULT_COMPONENTS: list[list[Any]] = [["sr", {}], ["vsknn", {"item_decay": 2.0}], ["itemknn", {}]]
 
@@ -59,6 +60,7 @@ def weight_grid_for(names: Sequence[str], values: Sequence[float] = (0.0, 0.1, 0
     return grid
 
 
+@register
 class HybridRecommender(Recommender):
     """``sum_c weights[c] * normalise(scores_c)`` over the ``components`` ``[[name, params], ...]``.
 
@@ -104,21 +106,7 @@ class HybridRecommender(Recommender):
         self.seed = seed
         self.time_budget = time_budget
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "components": self.components,
-            "weights": self.weights,
-            "normalise": self.normalise,
-            "weight_grid": self.weight_grid,
-            "validation_fraction": self.validation_fraction,
-            "max_validation_cases": self.max_validation_cases,
-            "seed": self.seed,
-            "time_budget": self.time_budget,
-        }
-
     def _build(self) -> list[Recommender]:
-        from recommender.ml.registry import get_model_class
-
         if len(self.weights) != len(self.components):
             raise ValueError("one weight per component")
         if self.weight_grid is not None and any(len(w) != len(self.components) for w in self.weight_grid):
@@ -134,7 +122,7 @@ class HybridRecommender(Recommender):
                 params.setdefault("seed", self.seed + copy)  # copies of one model: different seeds
             if self.time_budget is not None and "time_budget" in accepted:
                 params.setdefault("time_budget", self.time_budget / n_budgeted)  # shared equally
-            models.append(cls(**params))
+            models.append(cls.from_config({"params": params}))  # (which reads older parameter sets too)
         return models
 
     def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
@@ -209,6 +197,7 @@ class HybridRecommender(Recommender):
         self.models_ = models
 
 
+@register
 class BlendRecommender(HybridRecommender):
     """``networks`` recurrent networks (``network``: ``"gru"`` or ``"lstm"``, different seeds, one
     shared weight) mixed with the ``default_components`` (sequential rules, V-SKNN, item-kNN); the weights
@@ -237,7 +226,7 @@ class BlendRecommender(HybridRecommender):
             if networks < 1:
                 raise ValueError("a blend needs at least one network")
             extra = component_params or {}
-            nets = [[network, {"mix_rules": False, **extra.get(network, {})}] for _ in range(networks)]
+            nets = [[network, dict(extra.get(network, {}))] for _ in range(networks)]
             others = [[name, {**p, **extra.get(name, {})}] for name, p in self.default_components]
             components = nets + others
             weights = weights if weights is not None else [1.0] * networks + [0.25] * len(others)
@@ -252,13 +241,6 @@ class BlendRecommender(HybridRecommender):
             seed,
             time_budget,
         )
-
-    def get_params(self) -> dict[str, Any]:
-        return super().get_params() | {
-            "network": self.network,
-            "networks": self.networks,
-            "component_params": self.component_params,
-        }
 
 
 def score_weight_grid(

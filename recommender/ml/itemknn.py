@@ -17,8 +17,16 @@ from typing import Any, Self
 
 import numpy as np
 
-from recommender.ml._utils import config_int, csr_from_tensors, csr_tensors, csr_top_n, history_matrix, sessions_matrix
-from recommender.ml.base import Recommender, top_k
+from recommender.ml._utils import (
+    config_int,
+    csr_from_tensors,
+    csr_rows_dense,
+    csr_tensors,
+    csr_top_n,
+    history_matrix,
+    sessions_matrix,
+)
+from recommender.ml.base import Recommender, register, top_k
 from recommender.ml.data import SessionData
 
 
@@ -27,6 +35,7 @@ def recency_weights(length: int, decay: float) -> np.ndarray:
     return np.power(float(decay), np.arange(length - 1, -1, -1, dtype=np.float64)).astype(np.float32)
 
 
+@register
 class ItemKNNRecommender(Recommender):
     """Cosine item-item neighbourhood model over co-occurrence in sequences."""
 
@@ -51,9 +60,21 @@ class ItemKNNRecommender(Recommender):
         return self
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
+        if len(histories) == 1:  # serving: the same sums without building sparse matrices
+            return self._score_one(np.asarray(histories[0], dtype=np.int64))[None, :]
         weights = [recency_weights(len(h), self.recency_decay) for h in histories]
         h = history_matrix(histories, self.n_items_, weights)
         return (h @ self.similarity_).toarray().astype(np.float32, copy=False)
+
+    def _score_one(self, history: np.ndarray) -> np.ndarray:
+        weights = recency_weights(len(history), self.recency_decay)
+        known = (history >= 0) & (history < self.n_items_)
+        history, weights = history[known], weights[known]
+        order = np.lexsort((-weights, history))  # by item; an item repeated keeps its largest weight
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = history[order][1:] != history[order][:-1]
+        keep = order[first]
+        return csr_rows_dense(self.similarity_, history[keep], weights[keep], self.n_items_)
 
     def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items with the highest cosine similarity to ``item`` (never ``item`` itself)."""
@@ -63,10 +84,7 @@ class ItemKNNRecommender(Recommender):
         return top_k(scores, k)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "params": {"neighbours": self.neighbours, "shrink": self.shrink, "recency_decay": self.recency_decay},
-            "n_items": self.n_items_,
-        }
+        return {"params": self.get_params(), "n_items": self.n_items_}
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return csr_tensors("similarity", self.similarity_)

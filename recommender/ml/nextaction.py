@@ -9,15 +9,11 @@ by inverse square-root class frequency and per-class score offsets are tuned on
 a validation split (the last events in time) to maximise macro-F1; accuracy
 alone is not a result when "always view" is right ~90% of the time.
 
-Run ``python -m recommender.ml.nextaction PATH`` for the Taobao UserBehavior
-benchmark (``user_id,item_id,category_id,behavior,unix_ts``, no header).
+``benchmarks/next_action_taobao.py`` measures it on Taobao UserBehavior.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -26,9 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recommender.ml.base import ModelFileError, read_model_files, write_model_files
-from recommender.ml.data import EVENT_TYPE_NAMES
-from recommender.ml.sequence import Adam, torch_settings
+from recommender.ml.base import HasParams, ModelFileError, read_model_files, write_model_files
+from recommender.ml.evaluation import macro_f1, per_class_f1
+from recommender.ml.sequence.training import Adam, torch_settings
 
 N_HOUR, N_GAP = 24, 20
 
@@ -75,7 +71,7 @@ class _Net(nn.Module):
         return self.out(self.drop(self.rnn(self.drop(e))[0]))
 
 
-class NextActionModel:
+class NextActionModel(HasParams):
     """Predicts the type of the next event (``0 .. n_classes - 1``) from the events so far."""
 
     name = "next_action"
@@ -111,25 +107,6 @@ class NextActionModel:
         self.patience = patience
         self.seed = seed
         self.num_threads = num_threads
-
-    def get_params(self) -> dict[str, Any]:
-        keys = [
-            "n_classes",
-            "hidden_size",
-            "cell",
-            "dropout",
-            "lr",
-            "epochs",
-            "batch_size",
-            "max_len",
-            "class_weight_power",
-            "tune_offsets",
-            "validation_fraction",
-            "patience",
-            "seed",
-            "num_threads",
-        ]
-        return {k: getattr(self, k) for k in keys}
 
     # -- data ---------------------------------------------------------------
     def _windows(self, types, times, items, cats, first_target=None):
@@ -200,7 +177,7 @@ class NextActionModel:
                 if not val:
                     continue
                 probs, yv = self._predict_windows(val)
-                f1 = _macro_f1(yv, probs.argmax(1), self.n_classes)
+                f1 = macro_f1(yv, probs.argmax(1))
                 self.history_.append({"epoch": epoch, "val_macro_f1": f1})
                 if f1 > best:
                     best, bad = f1, 0
@@ -262,12 +239,12 @@ class NextActionModel:
         return {
             "n": len(y),
             "accuracy": float((pred == y).mean()),
-            "macro_f1": _macro_f1(y, pred, self.n_classes),
-            "per_class_f1": _per_class_f1(y, pred, self.n_classes).tolist(),
+            "macro_f1": macro_f1(y, pred),
+            "per_class_f1": per_class_f1(y, pred, range(self.n_classes)),
             "argmax_accuracy": float((probs.argmax(1) == y).mean()),
-            "argmax_macro_f1": _macro_f1(y, probs.argmax(1), self.n_classes),
+            "argmax_macro_f1": macro_f1(y, probs.argmax(1)),
             "majority_accuracy": float((maj == y).mean()),
-            "majority_macro_f1": _macro_f1(y, maj, self.n_classes),
+            "majority_macro_f1": macro_f1(y, maj),
             "class_counts": np.bincount(y, minlength=self.n_classes).tolist(),
             "confusion": _confusion(y, pred, self.n_classes).tolist(),
         }
@@ -302,87 +279,17 @@ def _confusion(y: np.ndarray, p: np.ndarray, c: int) -> np.ndarray:
     return np.bincount(y * c + p, minlength=c * c).reshape(c, c)
 
 
-def _per_class_f1(y: np.ndarray, p: np.ndarray, c: int) -> np.ndarray:
-    m = _confusion(y, p, c).astype(np.float64)
-    tp = np.diag(m)
-    denom = m.sum(0) + m.sum(1)
-    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
-
-
-def _macro_f1(y: np.ndarray, p: np.ndarray, c: int) -> float:
-    """Mean F1 over the classes present in ``y`` or ``p``."""
-    present = (np.bincount(y, minlength=c) + np.bincount(p, minlength=c)) > 0
-    return float(_per_class_f1(y, p, c)[present].mean()) if present.any() else 0.0
-
-
 def _tune_offsets(logp: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
     """Per-class additive log-probability offsets maximising macro-F1 (coordinate search)."""
     off = np.zeros(c, dtype=np.float32)
     grid = np.linspace(-3, 3, 25, dtype=np.float32)
-    best = _macro_f1(y, (logp + off).argmax(1), c)
+    best = macro_f1(y, (logp + off).argmax(1))
     for _ in range(2):
         for k in range(1, c):
             for g in grid:
                 trial = off.copy()
                 trial[k] = g
-                f1 = _macro_f1(y, (logp + trial).argmax(1), c)
+                f1 = macro_f1(y, (logp + trial).argmax(1))
                 if f1 > best + 1e-9:
                     best, off = f1, trial
     return off
-
-
-# --------------------------------------------------------------------------- Taobao benchmark
-TAOBAO_TYPES = {"pv": 0, "cart": 1, "fav": 1, "buy": 2}  # favourite ~ an intent signal like a basket addition
-
-
-def load_taobao(path: str | Path):
-    import pandas as pd
-
-    df = pd.read_csv(path, header=None, names=["user", "item", "cat", "behavior", "ts"])
-    df["type"] = df["behavior"].map(TAOBAO_TYPES).astype(np.int64)
-    df = df.sort_values(["user", "ts"], kind="stable")
-    groups = [g for _, g in df.groupby("user", sort=True)]
-    return (
-        [g["type"].to_numpy() for g in groups],
-        [g["ts"].to_numpy() for g in groups],
-        [g["item"].to_numpy() for g in groups],
-        [g["cat"].to_numpy() for g in groups],
-        df,
-    )
-
-
-def taobao_benchmark(path: str | Path, test_fraction: float = 0.2, seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """Global time split: targets after the ``1 - test_fraction`` time quantile are the test."""
-    types, times, items, cats, df = load_taobao(path)
-    t_cut = float(np.quantile(df["ts"].to_numpy(), 1 - test_fraction))
-    first = [int(np.searchsorted(t, t_cut, side="left")) for t in times]
-
-    def head(a):
-        return [np.asarray(s)[:f] for s, f in zip(a, first, strict=True)]
-
-    results = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        m = NextActionModel(seed=seed).fit(head(types), head(times), head(items), head(cats))
-        r = m.evaluate(types, times, items, cats, first_target=first)
-        r["seed"], r["fit_seconds"] = seed, time.perf_counter() - t0
-        results.append(r)
-    return {
-        "classes": list(EVENT_TYPE_NAMES),
-        "mapping": TAOBAO_TYPES,
-        "test_fraction": test_fraction,
-        "runs": results,
-        "accuracy_mean": float(np.mean([r["accuracy"] for r in results])),
-        "macro_f1_mean": float(np.mean([r["macro_f1"] for r in results])),
-        "argmax_accuracy_mean": float(np.mean([r["argmax_accuracy"] for r in results])),
-        "argmax_macro_f1_mean": float(np.mean([r["argmax_macro_f1"] for r in results])),
-        "majority_accuracy": results[0]["majority_accuracy"],
-        "majority_macro_f1": results[0]["majority_macro_f1"],
-    }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    default = Path(__file__).resolve().parents[3] / "shared/data/taobao-sample/UserBehavior_tail10k.csv.gz"
-    print(json.dumps(taobao_benchmark(sys.argv[1] if len(sys.argv) > 1 else default), indent=1))

@@ -12,15 +12,8 @@ from typing import Any, Self
 import numpy as np
 
 from recommender.ml._utils import config_int, require
-from recommender.ml.base import ModelFileError, Recommender
-from recommender.ml.data import SessionData
-
-
-def item_counts(data: SessionData) -> np.ndarray:
-    """Number of events of each item in ``data`` (float64, length ``n_items``)."""
-    if not data.sessions:
-        return np.zeros(data.n_items)
-    return np.bincount(np.concatenate(data.sessions), minlength=data.n_items).astype(np.float64)
+from recommender.ml.base import ModelFileError, Recommender, register
+from recommender.ml.data import SessionData, item_counts
 
 
 class _StaticScores(Recommender):
@@ -32,10 +25,7 @@ class _StaticScores(Recommender):
         return np.broadcast_to(self.scores_, (len(histories), self.n_items_)).astype(np.float32)
 
     def get_config(self) -> dict[str, Any]:
-        return {"params": self._params(), "n_items": self.n_items_}
-
-    def _params(self) -> dict[str, Any]:
-        return {}
+        return {"params": self.get_params(), "n_items": self.n_items_}
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return {"scores": self.scores_.astype(np.float32)}
@@ -45,6 +35,7 @@ class _StaticScores(Recommender):
         self.scores_ = require(tensors, "scores", (self.n_items_,)).astype(np.float32)
 
 
+@register
 class PopularityRecommender(_StaticScores):
     """Most frequent items in training, the same list for everybody."""
 
@@ -56,6 +47,7 @@ class PopularityRecommender(_StaticScores):
         return self
 
 
+@register
 class TrendingRecommender(_StaticScores):
     """Popularity with exponential time decay: an event ``age`` old weighs ``0.5 ** (age / half_life)``.
 
@@ -69,9 +61,6 @@ class TrendingRecommender(_StaticScores):
     def __init__(self, half_life_days: float = 7.0, half_life_events: int | None = None) -> None:
         self.half_life_days = half_life_days
         self.half_life_events = half_life_events
-
-    def _params(self) -> dict[str, Any]:
-        return {"half_life_days": self.half_life_days, "half_life_events": self.half_life_events}
 
     def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
         self.n_items_ = data.n_items
@@ -88,6 +77,7 @@ class TrendingRecommender(_StaticScores):
         return self
 
 
+@register
 class SegmentPopularityRecommender(Recommender):
     """Popularity inside the customer's segment (``SessionData.segments`` / ``context["segments"]``),
     shrunk towards global popularity: ``(seg_count + shrinkage * global_share) / (seg_total + shrinkage)``.
@@ -149,7 +139,7 @@ class SegmentPopularityRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            "params": {"shrinkage": self.shrinkage, "half_life_days": self.half_life_days},
+            "params": self.get_params(),
             "n_items": self.n_items_,
         }
 

@@ -25,10 +25,11 @@ from recommender.ml._utils import (
     csr_tensors,
     csr_top_n,
     history_matrix,
+    ranges,
     require,
     row_ranks,
 )
-from recommender.ml.base import ModelFileError, Recommender
+from recommender.ml.base import ModelFileError, Recommender, register
 from recommender.ml.data import SessionData
 
 
@@ -54,6 +55,7 @@ def transition_rules(sessions: Sequence[np.ndarray], n_items: int, window: int =
     return m
 
 
+@register
 class SequentialRulesRecommender(Recommender):
     """Weighted "B follows A" rules; ``score(j | history) = rules[history[-1], j]``.
 
@@ -74,9 +76,15 @@ class SequentialRulesRecommender(Recommender):
         return self
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
-        last = [np.asarray(h[-1:], dtype=np.int64) for h in histories]
-        h = history_matrix(last, self.n_items_, [np.ones(len(x), dtype=np.float32) for x in last])
-        return (h @ self.rules_).toarray().astype(np.float32, copy=False)
+        last = np.fromiter((int(h[-1]) if len(h) else -1 for h in histories), dtype=np.int64, count=len(histories))
+        known = (last >= 0) & (last < self.n_items_)
+        out = np.zeros((len(histories), self.n_items_), dtype=np.float32)
+        # the rules of each last item (a history without a known last item scores 0)
+        starts = self.rules_.indptr[last[known]]
+        lengths = self.rules_.indptr[last[known] + 1] - starts
+        flat, _ = ranges(starts, lengths)
+        out[np.repeat(np.flatnonzero(known), lengths), self.rules_.indices[flat]] = self.rules_.data[flat]
+        return out
 
     def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Items most often following ``item``."""
@@ -87,7 +95,7 @@ class SequentialRulesRecommender(Recommender):
         return top_k(scores, k)
 
     def get_config(self) -> dict[str, Any]:
-        return {"params": {"window": self.window, "max_rules": self.max_rules}, "n_items": self.n_items_}
+        return {"params": self.get_params(), "n_items": self.n_items_}
 
     def get_tensors(self) -> dict[str, np.ndarray]:
         return csr_tensors("rules", self.rules_)
@@ -95,6 +103,10 @@ class SequentialRulesRecommender(Recommender):
     def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
         self.n_items_ = config_int(config, "n_items")
         self.rules_ = csr_from_tensors(tensors, "rules", (self.n_items_, self.n_items_))
+
+
+#: V-SKNN looks up history positions in a dense (histories x items) array up to this size
+DENSE_LOOKUP_CELLS = 1 << 20
 
 
 def position_weights(length: int, weighting: str) -> np.ndarray:
@@ -128,14 +140,7 @@ def step_weights(steps: np.ndarray, weighting_score: str) -> np.ndarray:
     raise ValueError(f"unknown weighting_score {weighting_score!r}")
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated ``arange(start, start + length)`` for every pair, and the offset inside each."""
-    total = int(lengths.sum())
-    group_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    offset = np.arange(total) - group_start
-    return np.repeat(starts, lengths) + offset, offset
-
-
+@register
 class VSKNNRecommender(Recommender):
     """Vector multiplication session-based kNN (V-SKNN), vectorised.
 
@@ -206,6 +211,21 @@ class VSKNNRecommender(Recommender):
         x.data[:] = 1.0
         self._sessions = x
         self._item_sessions = x.T.tocsr()  # inverted index: item -> sessions containing it
+        self._item_sessions.sort_indices()
+        # the same, each item keeping only its sample_size most recent sessions (smallest indices):
+        # a candidate among the sample_size most recent is among the sample_size most recent of
+        # every item of positive weight it shares with the history (all more recent sessions of
+        # that item are candidates too), and items of weight 0 add nothing, so the sample and its
+        # similarities are those of the whole index, at the cost of at most sample_size sessions
+        # per history item
+        head = self._item_sessions
+        if head.nnz and np.diff(head.indptr).max() > self.sample_size:
+            keep = row_ranks(head.indptr, np.arange(head.nnz)) < self.sample_size
+            counts = np.minimum(np.diff(head.indptr), self.sample_size)
+            head = sp.csr_matrix(
+                (head.data[keep], head.indices[keep], np.concatenate([[0], np.cumsum(counts)])), shape=head.shape
+            )
+        self._recent_item_sessions = head
         self._session_len = np.diff(x.indptr).astype(np.float32)
         df = np.diff(self._item_sessions.indptr).astype(np.float64)
         idf = np.where(df > 0, np.log(max(n_sessions, 1) / np.maximum(df, 1)), 0.0)
@@ -215,7 +235,7 @@ class VSKNNRecommender(Recommender):
         """Batch x training-session matrix holding the similarity of the ``k`` nearest sessions."""
         weights = [position_weights(len(h), self.weighting) for h in histories]
         q = history_matrix(histories, self.n_items_, weights)
-        sims = (q @ self._item_sessions).tocsr()  # B x sessions, "vec" similarity
+        sims = (q @ self._recent_item_sessions).tocsr()  # B x sessions, "vec" similarity
         sims.sum_duplicates()
         sims.sort_indices()
         # sample: the sample_size most recent candidate sessions = smallest session indices
@@ -241,21 +261,22 @@ class VSKNNRecommender(Recommender):
         pair_s, pair_sim = nb.indices.astype(np.int64), nb.data
         # every item occurrence of every neighbour session, in order
         lengths = self.seq_ptr_[pair_s + 1] - self.seq_ptr_[pair_s]
-        flat, pos = _ranges(self.seq_ptr_[pair_s], lengths)
+        flat, pos = ranges(self.seq_ptr_[pair_s], lengths)
         e_pair = np.repeat(np.arange(len(pair_s)), lengths)
         e_item = self.seq_items_[flat].astype(np.int64)
         e_b = pair_b[e_pair]
         # 1-based position of each item's latest occurrence in the current session (0 = absent)
-        hist_pos = history_matrix(histories, n_items, [np.arange(1, len(h) + 1) for h in histories]).tocoo()
-        keys = hist_pos.row.astype(np.int64) * n_items + hist_pos.col
-        order = np.argsort(keys)
-        keys, kpos = keys[order], hist_pos.data[order]
-        e_key = e_b * n_items + e_item
-        if len(keys):
+        hist_pos = history_matrix(histories, n_items, [np.arange(1, len(h) + 1) for h in histories])
+        if n_b * n_items <= DENSE_LOOKUP_CELLS:  # a few histories (serving): look positions up directly
+            e_qpos = hist_pos.toarray()[e_b, e_item]
+        else:
+            hist_pos = hist_pos.tocoo()
+            keys = hist_pos.row.astype(np.int64) * n_items + hist_pos.col
+            order = np.argsort(keys)
+            keys, kpos = keys[order], hist_pos.data[order]
+            e_key = e_b * n_items + e_item
             at = np.searchsorted(keys, e_key).clip(0, len(keys) - 1)
             e_qpos = np.where(keys[at] == e_key, kpos[at], 0.0)
-        else:
-            e_qpos = np.zeros(len(e_key))
         # per neighbour: the most recent shared item (largest current-session position)
         group_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         best_q = np.maximum.reduceat(e_qpos, group_start)
@@ -285,16 +306,7 @@ class VSKNNRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            "params": {
-                "k": self.k,
-                "sample_size": self.sample_size,
-                "weighting": self.weighting,
-                "weighting_score": self.weighting_score,
-                "item_decay": self.item_decay,
-                "before_weight": self.before_weight,
-                "normalize": self.normalize,
-                "idf": self.idf,
-            },
+            "params": self.get_params(),
             "n_items": self.n_items_,
             "n_sessions": len(self.seq_ptr_) - 1,
         }

@@ -171,17 +171,41 @@ def test_neighbourhood_models_complete_chains(model, data: SessionData) -> None:
         assert sorted(idx.tolist()) == expected, (model.name, history)
 
 
+@pytest.mark.parametrize("weighting", ["div", "linear"])
+def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring looks only at each item's ``sample_size`` most recent sessions; the neighbours and
+    scores are those of the whole inverted index (also with ``linear`` weights, where the oldest
+    items of a long history weigh 0), and the dense position lookup of small batches gives what
+    the sorted one of large batches gives."""
+    rng = np.random.default_rng(0)
+    data = SessionData([rng.integers(0, 30, rng.integers(1, 8)) for _ in range(400)], 30)
+    model = VSKNNRecommender(k=10, sample_size=15, weighting=weighting, item_decay=2.0).fit(data)
+    assert np.diff(model._recent_item_sessions.indptr).max() == 15 < np.diff(model._item_sessions.indptr).max()
+    histories = [rng.integers(0, 30, n) for n in (1, 3, 12, 25)] + [np.asarray([], dtype=np.int64)]
+    fast = model.score_batch(histories)
+    model._recent_item_sessions = model._item_sessions
+    np.testing.assert_array_equal(fast, model.score_batch(histories))
+    monkeypatch.setattr("recommender.ml.rules.DENSE_LOOKUP_CELLS", 0)
+    np.testing.assert_array_equal(fast, model.score_batch(histories))
+
+
 def test_itemknn_similar_items(data: SessionData) -> None:
     model = ItemKNNRecommender().fit(data)
     idx, _ = model.similar_items(4, k=2)
     assert set(idx.tolist()) == {3, 5}
     assert 4 not in model.similar_items(4, k=9)[0].tolist()
+    # one history is scored without sparse matrices: the same scores as in a batch
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(-1, 11, n) for n in (0, 1, 2, 5, 9, 30)]
+    batch = model.score_batch(histories)
+    np.testing.assert_array_equal(np.vstack([model.score_batch([h]) for h in histories]), batch)
 
 
 def test_sequential_rules_weights() -> None:
     model = SequentialRulesRecommender(window=2).fit(SessionData([np.asarray([0, 1, 2, 3])], 4))
     np.testing.assert_allclose(model.score_batch([np.asarray([0])])[0], [0, 1, 0.5, 0])  # 3 is 3 steps away
     np.testing.assert_allclose(model.score_batch([np.asarray([3, 1])])[0], [0, 0, 1, 0.5])  # last item only
+    assert not model.score_batch([np.asarray([], dtype=np.int64), np.asarray([1, 7])]).any()  # none, unknown
 
 
 def test_popularity_models(data: SessionData) -> None:
@@ -354,9 +378,16 @@ def test_raw_event_loaders(loader, folder: str, has_types: bool) -> None:
 # -- no Django in recommender.ml ------------------------------------------------------------------
 
 
-def test_recommender_ml_never_imports_django() -> None:
-    modules = sorted(m.name for m in pkgutil.iter_modules(recommender.ml.__path__, "recommender.ml."))
-    assert "recommender.ml.rules" in modules
+def test_ml_packages_never_import_django() -> None:
+    """Every module of ``recommender.ml`` (subpackages too) and ``segmentation.ml`` imports without Django."""
+    import segmentation.ml
+
+    modules = sorted(
+        m.name
+        for package in (recommender.ml, segmentation.ml)
+        for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+    )
+    assert {"recommender.ml.rules", "recommender.ml.sequence.model", "segmentation.ml.rfm"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}:\n"
@@ -412,7 +443,7 @@ def test_blend_chooses_weights_on_validation(tmp_path: Path) -> None:
     from recommender.ml.hybrid import BlendRecommender, normalise_scores
 
     data = chain_data(n_repeats=40)
-    gru = {"embedding_dim": 8, "hidden_size": 8, "epochs": 2, "batch_tokens": 64, "num_threads": 1, "mix_rules": False}
+    gru = {"embedding_dim": 8, "hidden_size": 8, "epochs": 2, "batch_tokens": 64, "num_threads": 1}
     model = BlendRecommender(
         components=[["gru", gru], ["sr", {}], ["vsknn", {"k": 5, "sample_size": 20}]],
         weight_grid=[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
@@ -457,7 +488,7 @@ def test_blend_networks_share_a_weight_and_differ_in_seed() -> None:
     assert [c[0] for c in blend.components] == ["gru", "gru", "sr", "vsknn", "itemknn"]
     nets = blend._build()[:2]
     assert [n.seed for n in nets] == [5, 6] and [n.time_budget for n in nets] == [30.0, 30.0]
-    assert all(n.epochs == 1 and not n.mix_rules for n in nets)
+    assert all(n.epochs == 1 for n in nets)
     assert blend.components[3][1] == {"item_decay": 2.0, "k": 7}
     with pytest.raises(ValueError):
         BlendRecommender(networks=0)

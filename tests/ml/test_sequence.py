@@ -1,4 +1,4 @@
-"""Recurrent next-item model and next-action model: tiny data, CPU, no database."""
+"""The recurrent next-item models (:mod:`recommender.ml.sequence`): tiny data, CPU, no database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from recommender.ml.base import ModelFileError
 from recommender.ml.data import SessionData
-from recommender.ml.nextaction import NextActionModel
 from recommender.ml.sequence import GRURecommender, LSTMRecommender, SequenceRecommender
 
 TINY = dict(
@@ -145,18 +144,19 @@ def test_validation_early_stopping_and_search() -> None:
     assert all("mrr" in row for row in m.history_)
 
 
-def test_rules_mixture_round_trip(tmp_path) -> None:
-    data = chains(200)
-    m = GRURecommender(seed=0, mix_rules=True, **(TINY | {"epochs": 3, "validation_fraction": 0.2})).fit(data)
-    assert m.rules_weight_ in m.rules_weights and len(m.rules_validation_) == len(m.rules_weights)
-    forced = GRURecommender(seed=0, mix_rules=True, rules_weights=(0.5,), **(TINY | {"epochs": 3})).fit(data)
-    assert forced.rules_weight_ == 0.5 and forced.rules_ is not None
+def test_models_saved_with_the_dropped_rules_mixture_parameters(tmp_path, fitted: GRURecommender) -> None:
+    """Configs written before the network lost its own rules mixture still load when the mixture
+    was off (the blend's networks) or weighed 0, and scores stay the same; one that mixed rules
+    in cannot be served as it was, so it is a damaged file for the shop (which then retrains)."""
+    directory = fitted.save(tmp_path / "old")
+    config = json.loads((directory / "config.json").read_text())
+    old = {"mix_rules": False, "rules_window": 10, "rules_weights": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]}
+    (directory / "config.json").write_text(json.dumps(config | {"params": config["params"] | old, "rules_weight": 0.0}))
     hs = [np.array([0, 1]), np.array([4]), np.array([], dtype=np.int64)]
-    s = forced.score_batch(hs)
-    assert s.shape == (3, 20) and np.isfinite(s).all()
-    assert forced.recommend([4], k=1)[0][0] == 5
-    loaded = GRURecommender.load(forced.save(tmp_path / "mix"))
-    np.testing.assert_array_equal(loaded.score_batch(hs), s)
+    np.testing.assert_array_equal(GRURecommender.load(directory).score_batch(hs), fitted.score_batch(hs))
+    (directory / "config.json").write_text(json.dumps(config | {"params": config["params"] | old, "rules_weight": 0.3}))
+    with pytest.raises(ModelFileError, match="sequential rules"):
+        GRURecommender.load(directory)
 
 
 def test_sampled_softmax_then_full_softmax() -> None:
@@ -176,42 +176,12 @@ def test_bad_cell() -> None:
         SequenceRecommender(cell="rnn")
 
 
-def test_next_action_beats_majority(tmp_path) -> None:
-    # views mostly; a basket addition is always followed by a purchase, and every
-    # third view of a user is followed by a basket addition
-    rng = np.random.default_rng(0)
-    seqs, times = [], []
-    for _ in range(120):
-        s, t = [], []
-        now = 1_500_000_000
-        for _ in range(int(rng.integers(8, 20))):
-            if s and s[-1] == 1:
-                s.append(2)
-            elif len(s) >= 2 and s[-1] == 0 and s[-2] == 0 and rng.random() < 0.7:
-                s.append(1)
-            else:
-                s.append(0)
-            now += int(rng.integers(10, 600))
-            t.append(now)
-        seqs.append(np.array(s))
-        times.append(np.array(t))
-    train, test = (seqs[:90], times[:90]), (seqs[90:], times[90:])
-    m = NextActionModel(hidden_size=16, epochs=30, lr=0.02, seed=0, num_threads=1).fit(*train)
-    res = m.evaluate(*test)
-    assert res["accuracy"] > res["majority_accuracy"] + 0.05
-    assert res["macro_f1"] > res["majority_macro_f1"] + 0.3
-    loaded = NextActionModel.load(m.save(tmp_path / "na"))
-    np.testing.assert_array_equal(
-        loaded.predict_proba(test[0][:3], test[1][:3]), m.predict_proba(test[0][:3], test[1][:3])
-    )
-
-
 def test_repeat_mechanism_learns_to_return_to_a_viewed_item() -> None:
     """Sessions ``[a, b, a]`` with random a != b: the next item is the one viewed two steps ago."""
     rng = np.random.default_rng(0)
     pairs = [rng.choice(30, 2, replace=False) for _ in range(300)]
     data = SessionData([np.array([a, b, a]) for a, b in pairs], n_items=30)
-    model = GRURecommender(seed=0, repeat=True, **(TINY | {"epochs": 8, "mix_rules": False})).fit(data)
+    model = GRURecommender(seed=0, repeat=True, **(TINY | {"epochs": 8})).fit(data)
     histories = [np.array([a, b]) for a, b in (rng.choice(30, 2, replace=False) for _ in range(50))]
     top = [model.recommend(h, k=1)[0][0] for h in histories]
     assert np.mean([t == h[0] for t, h in zip(top, histories, strict=True)]) >= 0.95
@@ -241,7 +211,7 @@ def test_training_continues_on_the_validation_split(tmp_path) -> None:
     early stopping measures without it, then one pass over the split teaches it."""
     recent = [np.array([16, 17, 18]) if i % 2 else s for i, s in enumerate(chains(40, seed=1).sessions)]
     data = SessionData(chains(150).sessions + recent, n_items=20)
-    params = TINY | {"epochs": 6, "validation_fraction": 40 / 190, "mix_rules": False, "batch_tokens": 16}
+    params = TINY | {"epochs": 6, "validation_fraction": 40 / 190, "batch_tokens": 16}
     kept_out = GRURecommender(seed=0, refit=False, **params).fit(data)
     learnt = GRURecommender(seed=0, **params).fit(data)
     assert kept_out.refit_targets_ == 0 and learnt.refit_targets_ == sum(len(s) - 1 for s in recent)

@@ -1,0 +1,570 @@
+"""Recurrent next-item models (GRU4Rec / NARM style) on top of :mod:`recommender.ml.base`.
+
+The network: item embedding (+ optional event-type, time and customer-segment
+embeddings) -> one GRU or LSTM layer over the history -> a NARM-style readout
+that combines the last hidden state with an attention-weighted sum of all hidden
+states -> a projection into the item-embedding space. Scores are the (scaled
+cosine, as in NISER) dot products with the *same* item embeddings used at the
+input (tied weights).
+
+Training follows the NARM / SR-GNN protocol: every prefix of every training
+session is an example. Because the encoder is causal, one forward pass over a
+session yields the representation of all its prefixes, so a session of length
+``L`` gives ``L - 1`` examples for the price of one pass. The loss is softmax
+cross-entropy over the catalogue (sampled, logQ-corrected, on large catalogues; see
+``n_negatives``). Early stopping uses a
+validation split carved from the *end* of the training data (the sessions are
+assumed to be in time order), and a small hyperparameter search can be run on
+that split within a time budget.
+
+Items never seen in training cannot be recommended: they get a score below
+every trained item. Unknown items in a history are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from recommender.ml.base import ModelFileError, Recommender, register, top_k
+from recommender.ml.data import SessionData, item_counts
+from recommender.ml.datasets import validation_split
+from recommender.ml.sequence.batching import Batcher
+from recommender.ml.sequence.network import SequenceNet, next_item_probs, time_features
+from recommender.ml.sequence.training import Adam, Trainer, torch_settings
+
+#: score given to items the model cannot rank (never seen in training)
+UNSEEN_SCORE = np.float32(-1e9)
+
+#: constructor parameters of earlier versions, still found in saved configs: the model's own
+#: sequential-rules mixture, which the blend's rules component made redundant
+DROPPED_PARAMS = ("mix_rules", "rules_window", "rules_weights")
+
+
+class SequenceRecommender(Recommender):
+    """Recurrent (GRU / LSTM) next-item model with a NARM-style attention readout.
+
+    Parameters (all stored by ``get_config``):
+
+    cell: ``"gru"`` or ``"lstm"``. embedding_dim, hidden_size, num_layers: sizes.
+    dropout: on the input embeddings; readout_dropout: before the projection.
+    readout: ``"attention"`` (last hidden state + attention over all states) or ``"last"``.
+    tied: score with the input item embeddings. scale: cosine-softmax temperature
+    (NISER-style normalised scores); ``None`` for plain dot products.
+    repeat: RepeatNet-style repeat mechanism: a second attention over the history's own items
+    and a learned gate; the prediction is ``(1 - g) * softmax(explore scores) + g * repeat
+    attention``. Shoppers often return to an item they looked at minutes ago (a quarter to
+    two fifths of next clicks in the public click logs), which a softmax over the whole
+    catalogue learns poorly.
+    lr, weight_decay, batch_tokens (targets per batch), epochs, patience, lr_decay (per epoch): training.
+    n_negatives: 0 = full softmax over all items; otherwise, for catalogues of more than
+    ``4 * n_negatives`` items, a sampled softmax over the batch's targets plus ``n_negatives``
+    items drawn by popularity**negative_alpha (logQ-corrected).
+    max_len: only the last ``max_len`` events of a history are used.
+    use_event_types / use_time / use_segments: optional inputs (switch on only if
+    the data carries ``event_types`` / ``timestamps`` / ``segments``); n_event_types and
+    n_segments size their embeddings (segments are clipped to ``0 .. n_segments - 1``).
+    validation_fraction: share of the *last* training sessions held out for early
+    stopping when ``fit`` gets no validation data (0 disables early stopping).
+    max_validation_sessions: cap on sessions scored per validation pass.
+    time_budget: seconds for the whole ``fit`` (search included); None = unlimited.
+    search_space: list of dicts of hyperparameter overrides; when it has more than
+    one entry, each is trained for ``search_epochs`` epoch(s) on the most recent
+    ``search_fraction`` of the training split and the best on validation MRR@20 + HR@20 is then
+    trained fully. The chosen overrides are in ``chosen_params_``.
+    final_full_epochs: after sampled-softmax training, up to this many epochs with the full
+    softmax (continuing from the best weights at the decayed learning rate), kept only while
+    validation improves (``full_softmax_epochs_`` says how many were kept).
+    refit: when ``fit`` carved the validation split itself, continue training on it after early
+    stopping: one pass, from the best epoch's weights, at the learning rate halfway
+    (geometrically) between the first and the best epoch's (see ``continue_training``). The
+    validation sessions are the most recent ones, the closest to what comes next; a network that
+    never learns them loses more than the early stopping gains.
+    seed, num_threads, deterministic, verbose: reproducibility and logging.
+    """
+
+    name: ClassVar[str] = "sequence"
+    default_cell: ClassVar[str] = "gru"
+    after_validation: ClassVar[str] = "continue"
+
+    def __init__(
+        self,
+        cell: str | None = None,
+        embedding_dim: int = 100,
+        hidden_size: int = 100,
+        num_layers: int = 1,
+        dropout: float = 0.25,
+        readout_dropout: float = 0.5,
+        readout: str = "attention",
+        tied: bool = True,
+        scale: float | None = 16.0,
+        repeat: bool = True,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        batch_tokens: int = 512,
+        epochs: int = 12,
+        patience: int = 2,
+        lr_decay: float = 0.8,
+        n_negatives: int = 2048,
+        negative_alpha: float = 0.75,
+        max_len: int = 50,
+        use_event_types: bool = False,
+        n_event_types: int = 3,
+        use_time: bool = False,
+        use_segments: bool = False,
+        n_segments: int = 16,
+        validation_fraction: float = 0.1,
+        max_validation_sessions: int = 5000,
+        time_budget: float | None = None,
+        search_space: list[dict[str, Any]] | None = None,
+        search_epochs: int = 1,
+        search_fraction: float = 0.3,
+        final_full_epochs: int = 0,
+        refit: bool = True,
+        seed: int = 0,
+        num_threads: int | None = None,
+        deterministic: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        self.cell = cell or self.default_cell
+        if self.cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', not {self.cell!r}")
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.readout_dropout = readout_dropout
+        self.readout = readout
+        self.tied = tied
+        self.scale = scale
+        self.repeat = repeat
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_tokens = batch_tokens
+        self.epochs = epochs
+        self.patience = patience
+        self.lr_decay = lr_decay
+        self.n_negatives = n_negatives
+        self.negative_alpha = negative_alpha
+        self.max_len = max_len
+        self.use_event_types = use_event_types
+        self.n_event_types = n_event_types
+        self.use_time = use_time
+        self.use_segments = use_segments
+        self.n_segments = n_segments
+        self.validation_fraction = validation_fraction
+        self.max_validation_sessions = max_validation_sessions
+        self.time_budget = time_budget
+        self.search_space = search_space
+        self.search_epochs = search_epochs
+        self.search_fraction = search_fraction
+        self.final_full_epochs = final_full_epochs
+        self.refit = refit
+        self.seed = seed
+        self.num_threads = num_threads
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    _NET_PARAMS: ClassVar[tuple[str, ...]] = (
+        "cell",
+        "embedding_dim",
+        "hidden_size",
+        "num_layers",
+        "dropout",
+        "readout_dropout",
+        "readout",
+        "tied",
+        "scale",
+        "repeat",
+    )
+
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            print(f"[{self.name}] {msg}", flush=True)
+
+    # ------------------------------------------------------------------ data prep
+    def _prepare(self, data: SessionData, train: bool):
+        """Compact ids (+1, 0 = unknown), side information, chunked to ``max_len + 1`` for training."""
+        seqs, events, tfeats, segs = [], [], [], []
+        use_ev = self.use_event_types and data.event_types is not None
+        use_tf = self.use_time and data.timestamps is not None
+        use_sg = self.use_segments and data.segments is not None
+        if self.use_event_types and data.event_types is None:
+            raise ValueError("use_event_types=True but the data has no event_types")
+        if self.use_time and data.timestamps is None:
+            raise ValueError("use_time=True but the data has no timestamps")
+        if self.use_segments and data.segments is None:
+            raise ValueError("use_segments=True but the data has no segments")
+        chunk = self.max_len + 1
+        for i, s in enumerate(data.sessions):
+            c = self._compact[s] if len(s) else s
+            ev = np.clip(data.event_types[i], 0, self.n_event_types - 1) if use_ev else None
+            tf = time_features(data.timestamps[i]) if use_tf else None
+            sg = int(np.clip(data.segments[i], 0, self.n_segments - 1)) + 1 if use_sg else 0
+            # training: a session of length L yields L - 1 targets; split long ones into chunks
+            starts = range(0, max(len(c) - 1, 1), self.max_len) if train else [max(len(c) - chunk, 0)]
+            for a in starts:
+                piece = c[a : a + chunk]
+                if train and len(piece) < 2:
+                    continue
+                seqs.append(piece)
+                events.append(ev[a : a + chunk] if ev is not None else None)
+                tfeats.append(tf[a : a + chunk] if tf is not None else None)
+                segs.append(sg)
+        return Batcher(
+            seqs,
+            events if use_ev else None,
+            tfeats if use_tf else None,
+            np.asarray(segs, dtype=np.int64) if use_sg else None,
+        )
+
+    def _trainer(self) -> Trainer:
+        return Trainer(self.n_vocab_, self.batch_tokens, self.negative_alpha, self.lr_decay, self.patience, self._log)
+
+    def _build_net(self, params: dict[str, Any]) -> SequenceNet:
+        return SequenceNet(
+            n_vocab=self.n_vocab_,
+            cell=params["cell"],
+            embedding_dim=params["embedding_dim"],
+            hidden_size=params["hidden_size"],
+            num_layers=params["num_layers"],
+            dropout=params["dropout"],
+            readout_dropout=params["readout_dropout"],
+            readout=params["readout"],
+            tied=params["tied"],
+            scale=params["scale"],
+            n_event_types=self.n_event_types if self.use_event_types else 0,
+            use_time=self.use_time,
+            n_segments=self.n_segments if self.use_segments else 0,
+            repeat=bool(params.get("repeat", False)),
+        )
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data: SessionData, validation: SessionData | None = None) -> Self:
+        with torch_settings(self.num_threads, self.deterministic):
+            return self._fit(data, validation)
+
+    def _fit(self, data: SessionData, validation: SessionData | None) -> Self:
+        t0 = time.perf_counter()
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.n_items_ = int(data.n_items)
+        if validation is None and self.validation_fraction > 0 and len(data) >= 20:
+            train, validation = validation_split(data, self.validation_fraction)
+            carved = True
+        else:
+            train, carved = data, False
+        # vocabulary: items of the training and the validation split; items seen only in
+        # validation are learnt when training continues on it (``refit``) and are left out of
+        # the rankings early stopping measures until then
+        counts = item_counts(train)
+        counts_all = counts + (item_counts(validation) if validation is not None else 0)
+        self.active_items_ = np.flatnonzero(counts_all).astype(np.int64)
+        self.n_vocab_ = len(self.active_items_)
+        if counts.sum() == 0:
+            raise ValueError("no training events")
+        self._compact = np.zeros(self.n_items_, dtype=np.int64)
+        self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
+        self.popularity_ = np.log1p(counts_all[self.active_items_]).astype(np.float32)
+        train_counts = counts[self.active_items_]
+        # vocabulary items the network has not learnt (validation-only ones until it continues on
+        # them): their embeddings are still random, so they get no probability
+        unseen = train_counts == 0
+        self.untrained_ = unseen.copy() if unseen.any() else None  # continuing clears it in place
+
+        tr = self._prepare(train, train=True)
+        va = self._prepare_validation(validation) if validation is not None and len(validation) else None
+        n_targets = int(sum(len(s) - 1 for s in tr.seqs))
+        self._log(f"{len(tr.seqs)} training sequences, {n_targets} targets, {self.n_vocab_} items")
+
+        base = {p: getattr(self, p) for p in self._NET_PARAMS} | {
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "n_negatives": self.n_negatives,
+        }
+        self.chosen_params_ = {}
+        self.search_results_ = []
+        deadline = None if self.time_budget is None else t0 + float(self.time_budget)
+        trainer = self._trainer()
+        if self.search_space and len(self.search_space) > 1 and va is not None:
+            n_recent = max(1, int(len(tr.seqs) * self.search_fraction))
+            sub = tr.subset(slice(-n_recent, None))
+            budget_each = None if deadline is None else 0.5 * (deadline - time.perf_counter()) / len(self.search_space)
+            best = None
+            for cand in self.search_space:
+                params = base | dict(cand)
+                torch.manual_seed(self.seed)
+                net = self._build_net(params)
+                stop = None if budget_each is None else time.perf_counter() + budget_each
+                res = trainer.train(
+                    net, params, sub, va, self.search_epochs, np.random.default_rng(self.seed), stop, train_counts
+                )
+                score = res.best["mrr"] + res.best["hr"] if res.best else -1.0
+                self.search_results_.append({"params": dict(cand), **(res.best or {})})
+                self._log(f"search {cand}: {res.best}")
+                if best is None or score > best[0]:
+                    best = (score, dict(cand))
+            self.chosen_params_ = best[1]
+        params = base | self.chosen_params_
+        torch.manual_seed(self.seed)
+        net = self._build_net(params)
+        res = trainer.train(net, params, tr, va, self.epochs, rng, deadline, train_counts)
+        self.history_ = res.history
+        self.best_epoch_ = res.best_epoch
+        self.full_softmax_epochs_ = 0
+        sampled = params["n_negatives"] > 0 and 4 * params["n_negatives"] < self.n_vocab_
+        in_time = deadline is None or time.perf_counter() < deadline
+        if sampled and self.final_full_epochs and va is not None and res.best is not None and in_time:
+            lr = params["lr"] * self.lr_decay**res.best_epoch
+            full = trainer.train(
+                net,
+                params | {"n_negatives": 0, "lr": lr},
+                tr,
+                va,
+                self.final_full_epochs,
+                rng,
+                deadline,
+                train_counts,
+                res.best,
+            )
+            self.history_ += [{**row, "full_softmax": True} for row in full.history]
+            self.full_softmax_epochs_ = full.best_epoch
+            res.events += full.events
+            res.seconds += full.seconds
+        net.eval()
+        self._net = net
+        self._net_params = {p: params[p] for p in self._NET_PARAMS}
+        # continuing: halfway (geometrically) between the first and the best epoch's learning rate
+        self._train_params = {"lr": params["lr"] * self.lr_decay ** (max(self.best_epoch_, 0) / 2)} | {
+            key: params[key] for key in ("weight_decay", "n_negatives")
+        }
+        self.refit_targets_ = 0
+        if self.refit and carved and len(validation):
+            self._continue(validation, rng)
+        # what validation chose, for the record (benchmarks report ``chosen_params_``)
+        self.chosen_params_ = {
+            **self.chosen_params_,
+            "epochs_run": len(res.history),
+            "best_epoch": self.best_epoch_,
+            "full_softmax_epochs": self.full_softmax_epochs_,
+            "refit_targets": self.refit_targets_,
+        }
+        self._cache_inference()
+        self.train_seconds_ = time.perf_counter() - t0
+        self.train_events_per_second_ = res.events / max(res.seconds, 1e-9)
+        self._log(f"trained in {self.train_seconds_:.1f}s, {self.train_events_per_second_:.0f} targets/s")
+        return self
+
+    def continue_training(self, data: SessionData, seed: int | None = None, lr: float | None = None) -> Self:
+        """Learn from sessions ``fit`` did not train on, e.g. the validation split it stopped early
+        on: one pass at learning rate ``lr`` (default: ``refit``'s). Items outside the vocabulary are
+        ignored. Nothing here can be validated, so a caller that chooses anything on ``data`` does
+        so before calling this."""
+        self._check_fitted()
+        with torch_settings(self.num_threads, self.deterministic):
+            torch.manual_seed(self.seed if seed is None else seed)
+            self._continue(data, np.random.default_rng(self.seed if seed is None else seed), lr)
+            self._cache_inference()
+        return self
+
+    def _continue(self, data: SessionData, rng, lr: float | None = None) -> None:
+        batches = self._prepare(data, train=True)
+        if not batches.seqs:
+            return
+        net, params = self._net, self._train_params | ({} if lr is None else {"lr": lr})
+        counts = np.expm1(self.popularity_.astype(np.float64))  # all events the model has seen
+        opt = Adam(net.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+        n = self._trainer().epoch(net, opt, batches, rng, None, int(params["n_negatives"]), counts).targets
+        net.eval()
+        self.refit_targets_ += n
+        if self.untrained_ is not None:
+            self.untrained_[np.concatenate([s[s > 0] for s in batches.seqs]) - 1] = False
+            self.untrained_ = self.untrained_ if self.untrained_.any() else None
+        self.chosen_params_["refit_targets"] = self.refit_targets_
+        self._log(f"continued on {n} targets at lr {params['lr']:.2e}")
+
+    def _prepare_validation(self, validation: SessionData):
+        va = self._prepare(validation, train=True)
+        if len(va.seqs) > self.max_validation_sessions:
+            keep = np.random.default_rng(self.seed + 1).choice(
+                len(va.seqs), self.max_validation_sessions, replace=False
+            )
+            keep.sort()
+            va = va.subset(keep)
+        return va
+
+    # ------------------------------------------------------------------ inference
+    def _cache_inference(self) -> None:
+        with torch.inference_mode():
+            self.item_matrix_ = self._net.item_matrix().detach().numpy().astype(np.float32, copy=True)
+        self._items = torch.from_numpy(self.item_matrix_)
+        self._all_active = self.n_vocab_ == self.n_items_
+
+    def _encode_histories(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None):
+        context = context or {}
+        b = len(histories)
+        seqs, events, tfeats = [], [], []
+        for i, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)
+            ok = (h >= 0) & (h < self.n_items_)
+            c = np.zeros(len(h), dtype=np.int64)
+            c[ok] = self._compact[h[ok]]
+            keep = c > 0
+            seqs.append(c[keep][-self.max_len :])
+            if self.use_event_types:
+                evs = context.get("event_types")
+                ev = np.zeros(len(h), dtype=np.int64) if evs is None else np.asarray(evs[i], dtype=np.int64)
+                events.append(np.clip(ev[keep], 0, self.n_event_types - 1)[-self.max_len :] + 1)
+            if self.use_time:
+                tss = context.get("timestamps")
+                if tss is None:
+                    tfeats.append(np.zeros((int(keep.sum()), 4), dtype=np.int64)[-self.max_len :])
+                else:
+                    tfeats.append(time_features(np.asarray(tss[i], dtype=np.int64))[keep][-self.max_len :])
+        lens = np.array([len(s) for s in seqs], dtype=np.int64)
+        t = max(int(lens.max()) if b else 1, 1)
+        x = np.zeros((b, t), dtype=np.int64)
+        ev = np.zeros((b, t), dtype=np.int64) if self.use_event_types else None
+        tf = np.zeros((b, t, 4), dtype=np.int64) if self.use_time else None
+        for r, s in enumerate(seqs):
+            x[r, : len(s)] = s
+            if ev is not None:
+                ev[r, : len(s)] = events[r]
+            if tf is not None:
+                tf[r, : len(s)] = tfeats[r]
+        seg = None
+        if self.use_segments:
+            sg = context.get("segments")
+            sg = np.zeros(b, dtype=np.int64) if sg is None else np.asarray(sg, dtype=np.int64).reshape(b)
+            seg = torch.from_numpy(np.clip(sg, 0, self.n_segments - 1) + 1)
+        to = torch.from_numpy
+        return to(x), lens, None if ev is None else to(ev), None if tf is None else to(tf), seg
+
+    def _compact_probs(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None) -> np.ndarray:
+        """``(B, V)`` next-item probabilities over the active items; popularity for empty histories."""
+        self._check_fitted()
+        x, lens, ev, tf, seg = self._encode_histories(histories, context)
+        with torch.inference_mode():
+            lt = torch.from_numpy(lens.clip(min=1))
+            p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
+        p = p.numpy()
+        if self.untrained_ is not None:  # no explore mass for them; a repeat of one in the history stays
+            xs = x.numpy()
+            in_history = np.zeros(p.shape, dtype=bool)
+            rows, cols = np.nonzero(xs)
+            in_history[rows, xs[rows, cols] - 1] = True
+            p[self.untrained_[None, :] & ~in_history] = 0.0
+        empty = lens == 0
+        if empty.any():  # no known item in the history: fall back to popularity
+            p[empty] = self.popularity_ / max(float(self.popularity_.sum()), 1e-12)
+        return p
+
+    def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
+        """Next-item probabilities of every item (items never seen in training: ``UNSEEN_SCORE``)."""
+        b = len(histories)
+        if b == 0:
+            self._check_fitted()
+            return np.zeros((0, self.n_items_), dtype=np.float32)
+        compact = self._compact_probs(histories, context)
+        if self._all_active:
+            return compact
+        out = np.full((b, self.n_items_), UNSEEN_SCORE, dtype=np.float32)
+        out[:, self.active_items_] = compact
+        return out
+
+    def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        c = int(self._compact[item]) if 0 <= item < self.n_items_ else 0
+        if c == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        w = self.item_matrix_
+        v = w[c - 1]
+        sims = w @ v / (np.linalg.norm(w, axis=1) * np.linalg.norm(v) + 1e-12)
+        sims[c - 1] = -np.inf
+        idx, val = top_k(sims.astype(np.float32), k)
+        return self.active_items_[idx], val
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_net"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+
+    # ------------------------------------------------------------------ persistence
+    def get_config(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "params": self.get_params(),
+            "n_items": self.n_items_,
+            "net_params": self._net_params,
+            "chosen_params": self.chosen_params_,
+            "best_epoch": self.best_epoch_,
+            "train_params": self._train_params,
+        }
+
+    def get_tensors(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        out = {f"net.{k}": v.detach().numpy().copy() for k, v in self._net.state_dict().items()}
+        out["active_items"] = self.active_items_
+        out["n_items"] = np.array([self.n_items_], dtype=np.int64)  # cross-checked against config.json
+        out["popularity"] = self.popularity_
+        if self.untrained_ is not None:
+            out["untrained"] = self.untrained_.astype(np.uint8)
+        return out
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """The model with the saved parameters; those of the dropped rules mixture are ignored
+        (a model that mixed rules in with a positive weight cannot be loaded: see ``set_state``)."""
+        params = {k: v for k, v in dict(config.get("params", {})).items() if k not in DROPPED_PARAMS}
+        return cls(**params)
+
+    def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        if config.get("rules_weight", 0.0) or "rules_indptr" in tensors:
+            raise ModelFileError(
+                f"saved {self.name} model mixes in its own sequential rules, which this version no longer "
+                "does (the blend has a rules component): train it again"
+            )
+        try:
+            self.n_items_ = int(config["n_items"])
+            net_params = dict(config["net_params"])
+            self.active_items_ = np.asarray(tensors["active_items"], dtype=np.int64)
+            self.popularity_ = np.asarray(tensors["popularity"], dtype=np.float32)
+            self.n_vocab_ = len(self.active_items_)
+            if int(np.asarray(tensors["n_items"]).reshape(-1)[0]) != self.n_items_:
+                raise ValueError("n_items in config.json differs from the one stored with the weights")
+            if self.n_vocab_ and (self.active_items_.min() < 0 or self.active_items_.max() >= self.n_items_):
+                raise ValueError("active item index out of range")
+            self._compact = np.zeros(self.n_items_, dtype=np.int64)
+            self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
+            net = self._build_net(net_params)
+            state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
+            net.load_state_dict(state, strict=True)
+            default = {"lr": self.lr, "weight_decay": self.weight_decay, "n_negatives": self.n_negatives}
+            self._train_params = default | dict(config.get("train_params", {}))
+            self.refit_targets_ = 0
+            untrained = tensors.get("untrained")
+            self.untrained_ = None if untrained is None else np.asarray(untrained).astype(bool).reshape(-1)
+            if self.untrained_ is not None and len(self.untrained_) != self.n_vocab_:
+                raise ValueError("untrained mask does not fit the vocabulary")
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"saved {self.name} model does not match its configuration: {exc}") from exc
+        net.eval()
+        self._net, self._net_params = net, net_params
+        self.chosen_params_ = config.get("chosen_params", {})
+        self.best_epoch_ = config.get("best_epoch", 0)
+        self._cache_inference()
+
+
+@register
+class GRURecommender(SequenceRecommender):
+    name: ClassVar[str] = "gru"
+    default_cell: ClassVar[str] = "gru"
+
+
+@register
+class LSTMRecommender(SequenceRecommender):
+    name: ClassVar[str] = "lstm"
+    default_cell: ClassVar[str] = "lstm"
