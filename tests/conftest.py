@@ -76,8 +76,11 @@ def _documented_defaults(request: pytest.FixtureRequest):
 
 
 def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]
-    """Empty Django's cache; on Redis only the cache's own keys, never FLUSHDB (the broker and
-    other users of the shared Redis keep theirs)."""
+    """Empty Django's cache (and the serving's per-process copy of it); on Redis only the cache's
+    own keys, never FLUSHDB (the broker and other users of the shared Redis keep theirs)."""
+    from recommender.services.serving import forget_local
+
+    forget_local()
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")
     else:

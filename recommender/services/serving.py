@@ -21,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache
 from django.core import signing
 from django.core.cache import cache
 from django.db.models import Count, Q
@@ -47,6 +49,13 @@ CATALOGUE_KEY = "recommender:catalogue-generation"
 #: rungs that read the visitor's own history (a placement without them is shared by all visitors)
 PERSONAL_RUNGS = frozenset({"model", "item_to_item", "buy_again", "recently_viewed"})
 _last_error_log: dict[str, float] = {}
+#: this process's copy of what every visitor shares (product facts, cards, shared candidate lists):
+#: their keys hold the catalogue generation and the live versions, so a change makes new keys;
+#: entries live at most ``LOCAL_SECONDS`` (then Redis, or the database, is asked again)
+LOCAL_ITEMS = 20_000
+LOCAL_SECONDS = 60
+_local: TTLCache = TTLCache(maxsize=LOCAL_ITEMS, ttl=LOCAL_SECONDS)
+_local_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -262,11 +271,18 @@ def recommend(
     basket_ids: set[int] = memo["basket"]
     shared = _is_shared(spec, visitor)
     key = _cache_key(visitor, spec, page_product, basket_ids, limit, memo, shared)
-    rows = _safe(lambda: cache.get(key), None, "cache") if key else None
+    if not key:
+        rows = None
+    elif shared:
+        rows = shared_get_many([key]).get(key)
+    else:
+        rows = _safe(lambda: cache.get(key), None, "cache")
     if rows is None:
         ctx = _context(visitor, page_product, set() if shared else basket_ids, spec, memo, history=not shared)
         rows = [astuple(c) for c in _candidates(spec, ctx, limit, options, shared)]
-        if key:
+        if key and shared:
+            shared_set_many({key: rows}, app_settings.BLOCK_CACHE_SECONDS)
+        elif key:
             _safe(lambda: cache.set(key, rows, app_settings.BLOCK_CACHE_SECONDS), None, "cache")
     candidates = [Candidate(*row) for row in rows]
     exclude = set(basket_ids)
@@ -303,6 +319,34 @@ def _log_once(what: str, message: str, interval: float = 60.0) -> None:
     if now - _last_error_log.get(what, -interval) >= interval:
         _last_error_log[what] = now
         logger.exception(message)
+
+
+def shared_get_many(keys: list[str]) -> dict[str, Any]:
+    """Values of ``keys`` that every visitor shares: from this process's copy, else the cache (and
+    then kept here too)."""
+    with _local_lock:
+        found = {k: _local[k] for k in keys if k in _local}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        fetched = _safe(lambda: cache.get_many(missing), {}, "cache")
+        if fetched:
+            with _local_lock:
+                _local.update(fetched)
+            found.update(fetched)
+    return found
+
+
+def shared_set_many(values: dict[str, Any], seconds: int) -> None:
+    """Store values every visitor shares, in the cache for ``seconds`` and in this process."""
+    with _local_lock:
+        _local.update(values)
+    _safe(lambda: cache.set_many(values, seconds), None, "cache")
+
+
+def forget_local() -> None:
+    """Drop this process's copy of shared values (tests)."""
+    with _local_lock:
+        _local.clear()
 
 
 def request_memo(request: Any) -> dict[str, Any]:
@@ -344,8 +388,16 @@ def catalogue_generation(memo: dict[str, Any] | None = None) -> int:
     change: it is part of every key of cached product facts, cards and shared candidates."""
     memo = {} if memo is None else memo
     if "catalogue" not in memo:
-        memo["catalogue"] = _safe(lambda: cache.get(CATALOGUE_KEY), None, "cache") or 0
+        memo["catalogue"] = _safe(_read_catalogue_generation, None, "cache") or 0
     return memo["catalogue"]
+
+
+def _read_catalogue_generation() -> int:
+    generation = cache.get(CATALOGUE_KEY)
+    if generation is None:  # a new (or emptied) cache: a new number, never an old one again
+        cache.add(CATALOGUE_KEY, time.time_ns(), None)
+        generation = cache.get(CATALOGUE_KEY)
+    return generation
 
 
 def bump_catalogue_generation(**kwargs: Any) -> None:
@@ -674,7 +726,7 @@ def product_facts(ids: list[int], strategy: Any, memo: dict[str, Any]) -> dict[i
     known: dict[int, Any] = memo.setdefault("facts", {})
     todo = [pid for pid in dict.fromkeys(ids) if pid not in known]
     if todo and seconds:
-        hits = _safe(lambda: cache.get_many([f"{prefix}{pid}" for pid in todo]), {}, "cache")
+        hits = shared_get_many([f"{prefix}{pid}" for pid in todo])
         for pid in todo:
             if (hit := hits.get(f"{prefix}{pid}")) is not None:
                 known[pid] = tuple(hit)
@@ -689,7 +741,7 @@ def product_facts(ids: list[int], strategy: Any, memo: dict[str, Any]) -> dict[i
             fresh[pid] = (ok, categories[0] if categories else None)
         known.update(fresh)
         if seconds:
-            _safe(lambda: cache.set_many({f"{prefix}{p}": list(f) for p, f in fresh.items()}, seconds), None, "cache")
+            shared_set_many({f"{prefix}{p}": list(f) for p, f in fresh.items()}, seconds)
     return {pid: known[pid] for pid in ids if pid in known}
 
 

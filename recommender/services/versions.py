@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 #: how often a process asks the database which versions are live (seconds)
 LIVE_CHECK_SECONDS = 5.0
 LIVE_CACHE_KEY = "recommender:live-versions"
+_live_ids_memo: tuple[float, dict[str, int]] | None = None  # (valid until, ids) in this process
 
 _lock = threading.Lock()
 _loaded: dict[int, artifacts.LoadedModel] = {}
@@ -46,12 +47,18 @@ def live_version(kind: str) -> Any | None:
 
 
 def live_version_ids() -> dict[str, int]:
-    """``{kind: version id}`` of the live versions: one small query, shared through the cache."""
+    """``{kind: version id}`` of the live versions: one small query, shared through the cache and
+    kept by this process for up to ``LIVE_CHECK_SECONDS`` (a promotion here is seen at once)."""
+    global _live_ids_memo
+    now = time.monotonic()
+    if _live_ids_memo is not None and now < _live_ids_memo[0]:
+        return _live_ids_memo[1]
     ids = cache.get(LIVE_CACHE_KEY)
     if ids is None:
         ModelVersion = get_model("recommender", "ModelVersion")
         ids = dict(ModelVersion.objects.filter(status=VersionStatus.LIVE).values_list("kind", "pk"))
         cache.set(LIVE_CACHE_KEY, ids, LIVE_CHECK_SECONDS)
+    _live_ids_memo = (now + LIVE_CHECK_SECONDS, ids)
     return ids
 
 
@@ -103,15 +110,17 @@ def live_model(kind: str) -> tuple[Any, artifacts.LoadedModel] | None:
 
 def _changed() -> None:
     """A version went live or stopped: this process and (through the cache) the others look again."""
-    global _live_checked
+    global _live_checked, _live_ids_memo
     _live_checked = 0.0
+    _live_ids_memo = None
     cache.delete(LIVE_CACHE_KEY)
     transaction.on_commit(lambda: cache.delete(LIVE_CACHE_KEY))
 
 
 def forget_loaded() -> None:
     """Drop every model loaded by this process (tests; after deleting files)."""
-    global _live_checked
+    global _live_checked, _live_ids_memo
+    _live_ids_memo = None
     with _lock:
         _loaded.clear()
         _failed.clear()

@@ -25,7 +25,6 @@ import logging
 from typing import Any
 
 from django import template
-from django.core.cache import cache
 from django.middleware.csrf import get_token
 from django.template.base import FilterExpression, Parser, Token
 from django.utils import translation
@@ -86,7 +85,7 @@ def attach_cards(block: serving.Block, context: template.Context) -> None:
     )
     seconds = app_settings.CARD_CACHE_SECONDS
     keys = {item.product_id: f"{prefix}{item.product_id}" for item in block.items}
-    cards: dict[str, str] = serving._safe(lambda: cache.get_many(list(keys.values())), {}, "cache") if seconds else {}
+    cards: dict[str, str] = serving.shared_get_many(list(keys.values())) if seconds else {}
     missing = [pid for pid, key in keys.items() if key not in cards]
     if missing:
         card_template = context.template.engine.get_template(CARD_TEMPLATE)
@@ -97,7 +96,7 @@ def attach_cards(block: serving.Block, context: template.Context) -> None:
                 fresh[keys[pid]] = card_template.render(context)
         cards.update(fresh)
         if seconds and fresh:
-            serving._safe(lambda: cache.set_many(fresh, seconds), None, "cache")
+            serving.shared_set_many(fresh, seconds)
     csrf = get_token(request) if request is not None else ""
     block.items = [item for item in block.items if keys[item.product_id] in cards]
     for item in block.items:
