@@ -63,6 +63,7 @@ class AbstractEvent(models.Model):
         verbose_name_plural = _("events")
         indexes = [
             models.Index(fields=["user", "created"], name="rec_event_user_created"),
+            models.Index(fields=["visitor_id", "created"], name="rec_event_visitor_created"),
             models.Index(fields=["product", "kind"], name="rec_event_product_kind"),
         ]
 
