@@ -9,7 +9,8 @@ Orders -> customers
 One grouped query over ``order.Order`` (no Python loop over orders), grouped by
 customer: the ``user`` for registered customers, the lower-cased ``guest_email``
 for guest orders. Per customer it returns the first and last purchase, the number
-of purchases, the number of distinct purchase days and the net spend:
+of purchases (orders: distinct purchase days are not counted, see ``n_days``) and the
+net spend:
 
 * orders in ``EXCLUDED_STATUSES`` (default ``["Cancelled"]``) are ignored, and so are orders
   of persons whose personal data was erased (``recommender.services.personal_data``);
@@ -153,7 +154,7 @@ def customer_rfm_queryset(as_of: date, using: str = "default") -> QuerySet:
     """The ONE grouped query: a row per customer with last/first purchase, counts and net spend.
 
     Columns: ``user_id``, ``guest`` (lower-cased guest email, ``""`` for registered
-    customers), ``last_order``, ``first_order``, ``n_orders``, ``n_days``, ``monetary``.
+    customers), ``last_order``, ``first_order``, ``n_orders``, ``monetary``.
     """
     qs = counted_orders(as_of, using).filter(currency__in=list(_rates()))
     net = _net_spend(using)
@@ -231,7 +232,8 @@ def aggregate_customers(as_of: date, using: str = "default") -> tuple[pd.DataFra
 
     Returns a frame with ``user_id`` (float, NaN for guests), ``guest``,
     ``recency_days``, ``frequency`` (orders), ``monetary`` (net spend in the
-    default currency), ``n_days``, ``first_day``, ``last_day`` and ``T_days``
+    default currency), ``n_days`` (the purchases the CLV models count: one per order, the same
+    as ``frequency``), ``first_day``, ``last_day`` and ``T_days``
     (days from the first purchase to the as-of date, for the CLV model).
     """
     rates = _rates()

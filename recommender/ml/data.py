@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: event type codes shared by capture (Django side) and the models
+#: the models' event type codes (``recommender.exporters.EVENT_TYPES`` maps captured event kinds to them)
 EVENT_VIEW, EVENT_BASKET, EVENT_PURCHASE = 0, 1, 2
 EVENT_TYPE_NAMES = ("view", "basket", "purchase")
 
