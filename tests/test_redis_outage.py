@@ -20,7 +20,7 @@ from tests.helpers import add_to_basket, browser, checkout, make_product
 from tests.redis_server import RedisServer
 
 SOCKET_TIMEOUT = 0.25
-ROUNDS = 3  # rounds of the three pages with Redis up, then paused (bounded and interleaved)
+ROUNDS = 6  # rounds of the three pages with Redis up, then paused (bounded and interleaved)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ LOCAL_ITEMS = 20_000
 LOCAL_SECONDS = 60
 _local: TTLCache = TTLCache(maxsize=LOCAL_ITEMS, ttl=LOCAL_SECONDS)
 _local_lock = threading.Lock()
+_last_generation = 0  # the catalogue generation this process saw last
 
 
 @dataclass(frozen=True)
@@ -393,16 +394,23 @@ def catalogue_generation(memo: dict[str, Any] | None = None) -> int:
 
 
 def _read_catalogue_generation() -> int:
+    global _last_generation
     generation = cache.get(CATALOGUE_KEY)
     if generation is None:  # a new (or emptied) cache: a new number, never an old one again
         cache.add(CATALOGUE_KEY, time.time_ns(), None)
         generation = cache.get(CATALOGUE_KEY)
+    if generation is None:  # the cache does not answer: what this process saw last keeps its copies warm
+        return _last_generation
+    _last_generation = generation
     return generation
 
 
 def bump_catalogue_generation(**kwargs: Any) -> None:
-    """Signal receiver: the catalogue changed, cached product facts and cards are stale."""
-    _safe(lambda: cache.set(CATALOGUE_KEY, time.time_ns(), None), None, "cache")
+    """Signal receiver: the catalogue changed, cached product facts and cards are stale (in this
+    process at once, even while the cache does not answer)."""
+    global _last_generation
+    _last_generation = time.time_ns()
+    _safe(lambda: cache.set(CATALOGUE_KEY, _last_generation, None), None, "cache")
 
 
 def connect_catalogue_signals() -> None:
