@@ -63,15 +63,26 @@ def checkout(client: Client, guest_email: str | None = None) -> Any:
     return Order.objects.exclude(pk__in=before).get()
 
 
-def visitor_id_of(client: Client) -> str:
-    """The visitor id inside a test client's signed visitor cookie ("" when it has none)."""
-    from django.test import RequestFactory
+def signed_visitor(value: str) -> str:
+    """The payload ``<id>|<mergeable>`` of a signed visitor cookie value (BadSignature if forged)."""
+    from django.http import HttpRequest
 
     from recommender.conf import app_settings
-    from recommender.tracking import _cookie_visitor
+    from recommender.tracking import VISITOR_COOKIE_SALT
 
-    request = RequestFactory().get("/")
-    cookie = client.cookies.get(app_settings.VISITOR_COOKIE)
-    if cookie is not None:
-        request.COOKIES[app_settings.VISITOR_COOKIE] = cookie.value
-    return _cookie_visitor(request)[0]
+    request = HttpRequest()
+    request.COOKIES[app_settings.VISITOR_COOKIE] = value
+    return request.get_signed_cookie(app_settings.VISITOR_COOKIE, salt=VISITOR_COOKIE_SALT)
+
+
+def cookie_payload(client: Client) -> str:
+    """``<id>|<mergeable>`` of a test client's signed visitor cookie ("" when it has none)."""
+    from recommender.conf import app_settings
+
+    morsel = client.cookies.get(app_settings.VISITOR_COOKIE)
+    return signed_visitor(morsel.value) if morsel is not None and morsel.value else ""
+
+
+def visitor_id_of(client: Client) -> str:
+    """The visitor id inside a test client's signed visitor cookie ("" when it has none)."""
+    return cookie_payload(client).partition("|")[0]

@@ -8,7 +8,6 @@ from unittest import mock
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
-from django.http import HttpRequest
 from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -16,17 +15,9 @@ from hypothesis import strategies as st
 from oscar.apps.order.signals import order_placed
 
 from recommender.models import Event, EventKind
-from recommender.tracking import VISITOR_COOKIE_SALT
-from tests.helpers import BROWSER, add_to_basket, browser, checkout, make_product, view_product
+from tests.helpers import BROWSER, add_to_basket, browser, checkout, make_product, signed_visitor, view_product
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_visitor(value: str) -> str:
-    """The payload of a signed visitor cookie (raises if the signature is wrong)."""
-    request = HttpRequest()
-    request.COOKIES["oscar_visitor"] = value
-    return request.get_signed_cookie("oscar_visitor", salt=VISITOR_COOKIE_SALT)
 
 
 @pytest.fixture

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest
 from django.urls import reverse
 
 from recommender.models import Event
-from recommender.tracking import VISITOR_COOKIE_SALT
-from tests.helpers import browser, make_product, view_product
+from tests.helpers import browser, cookie_payload, make_product, view_product
 from tests.test_segmentation_offers import make_member
 
 pytestmark = pytest.mark.django_db
 COOKIE = "oscar_visitor"
-
-
-def cookie_payload(client) -> str:  # type: ignore[no-untyped-def]
-    """``<id>|<mergeable>`` of the client's signed visitor cookie ("" when it has none)."""
-    morsel = client.cookies.get(COOKIE)
-    if morsel is None or not morsel.value:
-        return ""
-    request = HttpRequest()
-    request.COOKIES[COOKIE] = morsel.value
-    return request.get_signed_cookie(COOKIE, salt=VISITOR_COOKIE_SALT)
 
 
 def login(client, user) -> None:  # type: ignore[no-untyped-def]
