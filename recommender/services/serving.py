@@ -49,8 +49,9 @@ CATALOGUE_KEY = "recommender:catalogue-generation"
 #: rungs that read the visitor's own history (a placement without them is shared by all visitors)
 PERSONAL_RUNGS = frozenset({"model", "item_to_item", "buy_again", "recently_viewed"})
 _last_error_log: dict[str, float] = {}
-#: this process's copy of what every visitor shares (product facts, cards, shared candidate lists):
-#: their keys hold the catalogue generation and the live versions, so a change makes new keys;
+#: this process's copy of cached values (product facts, cards, candidate lists): their keys hold the
+#: catalogue generation, the live versions and, for a visitor's own list, the visitor and their
+#: generation, so a change makes new keys;
 #: entries live at most ``LOCAL_SECONDS`` (then Redis, or the database, is asked again)
 LOCAL_ITEMS = 20_000
 LOCAL_SECONDS = 60
@@ -272,19 +273,14 @@ def recommend(
     basket_ids: set[int] = memo["basket"]
     shared = _is_shared(spec, visitor)
     key = _cache_key(visitor, spec, page_product, basket_ids, limit, memo, shared)
-    if not key:
-        rows = None
-    elif shared:
-        rows = shared_get_many([key]).get(key)
-    else:
-        rows = _safe(lambda: cache.get(key), None, "cache")
+    # (a visitor's own key holds their generation: while the cache does not answer it reads 0, and
+    # this process's copy keeps their blocks for at most LOCAL_SECONDS instead of recomputing each page)
+    rows = shared_get_many([key]).get(key) if key else None
     if rows is None:
         ctx = _context(visitor, page_product, set() if shared else basket_ids, spec, memo, history=not shared)
         rows = [astuple(c) for c in _candidates(spec, ctx, limit, options, shared)]
-        if key and shared:
+        if key:
             shared_set_many({key: rows}, app_settings.BLOCK_CACHE_SECONDS)
-        elif key:
-            _safe(lambda: cache.set(key, rows, app_settings.BLOCK_CACHE_SECONDS), None, "cache")
     candidates = [Candidate(*row) for row in rows]
     exclude = set(basket_ids)
     if page_product:
@@ -323,8 +319,8 @@ def _log_once(what: str, message: str, interval: float = 60.0) -> None:
 
 
 def shared_get_many(keys: list[str]) -> dict[str, Any]:
-    """Values of ``keys`` that every visitor shares: from this process's copy, else the cache (and
-    then kept here too)."""
+    """Values of ``keys`` (whose names say everything they depend on): from this process's copy,
+    else the cache (and then kept here too)."""
     with _local_lock:
         found = {k: _local[k] for k in keys if k in _local}
     missing = [k for k in keys if k not in found]
@@ -338,7 +334,7 @@ def shared_get_many(keys: list[str]) -> dict[str, Any]:
 
 
 def shared_set_many(values: dict[str, Any], seconds: int) -> None:
-    """Store values every visitor shares, in the cache for ``seconds`` and in this process."""
+    """Store values, in the cache for ``seconds`` and in this process."""
     with _local_lock:
         _local.update(values)
     _safe(lambda: cache.set_many(values, seconds), None, "cache")
