@@ -292,14 +292,17 @@ class VSKNNRecommender(Recommender):
             e_w = e_w * np.exp(-np.abs(dist) / self.item_decay).astype(np.float32)
             if self.before_weight != 1.0:
                 e_w = np.where(dist < 0, e_w * np.float32(self.before_weight), e_w)
-        # an item repeated inside one neighbour votes once, with its largest weight
+        # an item repeated inside one neighbour votes once, with its largest weight; the votes are
+        # summed per (history, item) by bincount (a sparse matrix costs several times more to build)
         key = e_pair * n_items + e_item
-        o = np.lexsort((-e_w, key))
-        first = np.ones(len(o), dtype=bool)
-        first[1:] = key[o][1:] != key[o][:-1]
-        o = o[first]
-        scores = sp.csr_matrix((e_w[o], (e_b[o], e_item[o])), shape=(n_b, n_items)).toarray()
-        scores = scores.astype(np.float32, copy=False)
+        o = np.argsort(key, kind="stable")
+        sorted_key = key[o]
+        start = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+        vote = np.maximum.reduceat(e_w[o], start)
+        first = o[start]
+        cells = e_b[first] * n_items + e_item[first]
+        scores = np.bincount(cells, weights=vote, minlength=n_b * n_items).reshape(n_b, n_items)
+        scores = scores.astype(np.float32)
         if self._item_weight is not None:
             scores *= self._item_weight
         return scores

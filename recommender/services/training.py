@@ -22,6 +22,7 @@ time that is left.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -367,6 +368,7 @@ def train_recommenders(
         timings["export"] = round(time.perf_counter() - t, 3)
         timings["export_steps"] = log.timings
         counts["log"] = log.counts
+        counts["peak_rss_mb"] = {"export": peak_rss_mb()}  # where the run's memory grows, step by step
         report("export", log.counts)
         if log.empty:
             raise NothingToLearn(
@@ -381,6 +383,7 @@ def train_recommenders(
             outcome = _train_kind(run, kind, log, when, holdout_start, deadline, report)
             timings[str(kind)] = round(time.perf_counter() - t, 3)
             counts["kinds"][str(kind)] = outcome
+            counts["peak_rss_mb"][str(kind)] = peak_rss_mb()
             if outcome.get("status") == VersionStatus.FAILED:
                 failures.append(f"{kind}: {outcome.get('reason', '')}")
         run.status = TrainingStatus.FAILED if failures else TrainingStatus.SUCCEEDED
@@ -464,6 +467,10 @@ def _train_kind(
             return {"status": VersionStatus.REJECTED, "version": version.pk, "reason": reason}
         model, product_ids = candidate, list(data.split.item_index.ids[: train.n_items])
         if app_settings.REFIT_AFTER_EVALUATION:
+            # the evaluated candidate and the live model are not needed any more: free them before the
+            # refit builds the same model again (two large models at once would double the peak memory)
+            model = candidate = live = None
+            gc.collect()
             t = time.perf_counter()
             model, product_ids = _refit(kind, data, n_types, budget)
             timings["refit"] = round(time.perf_counter() - t, 3)
