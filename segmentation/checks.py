@@ -7,8 +7,10 @@ from typing import Any
 
 from django.core import checks
 
-from recommender.checks import check_settings_dict
+from personalization_core.checks import check_settings_dict
 from segmentation.conf import DEFAULTS, SETTINGS_NAME, TYPES, app_settings
+from segmentation.ml.forecast import CANDIDATES
+from segmentation.ml.rfm import RuleTableError, validate_rules
 
 
 def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
@@ -17,8 +19,6 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
         return errors
     rules = app_settings.SEGMENT_RULES
     if rules is not None:
-        from segmentation.ml.rfm import RuleTableError, validate_rules
-
         try:
             validate_rules(rules)
         except RuleTableError as exc:
@@ -50,8 +50,6 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
                     id="segmentation.E005",
                 )
             )
-    from segmentation.ml.forecast import CANDIDATES
-
     model = app_settings.FORECAST_MODEL
     unknown = [c for c in app_settings.FORECAST_CANDIDATES if c not in CANDIDATES]
     if unknown or (model != "auto" and model not in CANDIDATES) or app_settings.BACKTEST_MONTHS < 1:

@@ -9,11 +9,12 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from recommender.locks import single_instance
-from segmentation import services
+from personalization_core.locks import TaskLocks
 from segmentation.conf import app_settings
+from segmentation.services.runs import NoCustomersError, run_segmentation
 
 logger = logging.getLogger(__name__)
+locks = TaskLocks(lambda: app_settings.TASK_LOCK_TIMEOUT, logger)
 
 
 @shared_task(
@@ -33,15 +34,15 @@ def segment_customers(as_of: str | None = None, force: bool = False) -> dict[str
     without recomputing (``force=True`` recomputes). A run that fails leaves the
     previous run current. Never overlaps itself (a cache lock).
     """
-    locked = single_instance("segmentation.segment_customers", timeout=app_settings.TASK_LOCK_TIMEOUT)
+    locked = locks.single_instance("segmentation.segment_customers")
     return locked(_segment_customers)(as_of, force)
 
 
 def _segment_customers(as_of: str | None, force: bool) -> dict[str, Any]:
     day = date.fromisoformat(as_of) if as_of else None
     try:
-        run = services.run_segmentation(day, skip_if_done=not force)
-    except services.NoCustomersError as exc:
+        run = run_segmentation(day, skip_if_done=not force)
+    except NoCustomersError as exc:
         logger.info("segmentation skipped: %s", exc)
         return {"status": "failed", "error": str(exc)}
     logger.info("segmentation run %s: %s customers, k=%s", run.pk, run.n_customers, run.k)
