@@ -9,11 +9,14 @@ from django.core import checks
 
 from personalization_core.checks import check_settings_dict
 from segmentation.conf import DEFAULTS, SETTINGS_NAME, TYPES, app_settings
-from segmentation.ml.forecast import CANDIDATES
-from segmentation.ml.rfm import RuleTableError, validate_rules
 
 
 def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    # inside the check, not at module level: every process imports this module (AppConfig.ready),
+    # the checks run only in management commands, and segmentation.ml loads SciPy and scikit-learn
+    from segmentation.ml.forecast import CANDIDATES
+    from segmentation.ml.rfm import RuleTableError, validate_rules
+
     errors = check_settings_dict(SETTINGS_NAME, DEFAULTS, TYPES, "segmentation")
     if errors:
         return errors

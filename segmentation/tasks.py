@@ -10,8 +10,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from personalization_core.locks import TaskLocks
+from segmentation import services  # its names load on first use: a web process sending tasks needs no ML
 from segmentation.conf import app_settings
-from segmentation.services.runs import NoCustomersError, run_segmentation
 
 logger = logging.getLogger(__name__)
 locks = TaskLocks(lambda: app_settings.TASK_LOCK_TIMEOUT, logger)
@@ -41,8 +41,8 @@ def segment_customers(as_of: str | None = None, force: bool = False) -> dict[str
 def _segment_customers(as_of: str | None, force: bool) -> dict[str, Any]:
     day = date.fromisoformat(as_of) if as_of else None
     try:
-        run = run_segmentation(day, skip_if_done=not force)
-    except NoCustomersError as exc:
+        run = services.run_segmentation(day, skip_if_done=not force)
+    except services.NoCustomersError as exc:
         logger.info("segmentation skipped: %s", exc)
         return {"status": "failed", "error": str(exc)}
     logger.info("segmentation run %s: %s customers, k=%s", run.pk, run.n_customers, run.k)

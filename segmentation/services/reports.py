@@ -1,7 +1,9 @@
 """What staff read of stored runs: movements between runs, what-if placement, why a customer is where.
 
 Everything here reads runs as they were stored (their memberships, parameters and summary);
-nothing recomputes a run.
+nothing recomputes a run. The dashboard imports this module in every web process, so the
+``segmentation.ml`` functions (SciPy, scikit-learn) are imported inside :func:`what_if` and
+:func:`explain`, when staff first ask, not with the module.
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ from django.core.cache import cache
 from django.db import connections
 from django.db.models import Count, Q
 from oscar.core.loading import get_model
-
-from segmentation.ml.clustering import rfm_features
-from segmentation.ml.rfm import assign_segments, score_against
 
 CustomerSegment = get_model("segmentation", "CustomerSegment")
 
@@ -76,6 +75,9 @@ def what_if(run: Any, recency_days: int, frequency: int, monetary: Decimal) -> d
     with the run's rule table and placed at the nearest of the run's cluster
     centres. ``cluster`` is None for runs stored before centres were kept.
     """
+    from segmentation.ml.clustering import rfm_features  # not at module level: see the module's docstring
+    from segmentation.ml.rfm import assign_segments, score_against
+
     m = Decimal(monetary)
     counts = CustomerSegment.objects.filter(run=run).aggregate(
         n=Count("pk"),
@@ -115,6 +117,8 @@ def what_if(run: Any, recency_days: int, frequency: int, monetary: Decimal) -> d
 
 def explain(membership: Any) -> str:
     """Why a customer is in their segment (the rule table of the run that placed them)."""
+    from segmentation.ml.rfm import assign_segments  # not at module level: see the module's docstring
+
     params = membership.run.parameters.get("settings", {})
     try:
         res = assign_segments(
