@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from personalization_core.checks import check_settings_dict
 from recommender.conf import DEFAULTS, SETTINGS_NAME, TYPES
 
 REQUIRED_OSCAR_APPS = {
@@ -22,34 +23,6 @@ def _app_modules() -> list[str]:
     from django.apps import apps
 
     return [cfg.name for cfg in apps.get_app_configs()]
-
-
-def check_settings_dict(name: str, defaults: dict[str, Any], types: dict[str, Any], app: str) -> list[checks.CMessage]:
-    """Shared by both apps: the dict exists as a dict, has known keys and well-typed values."""
-    errors: list[checks.CMessage] = []
-    user = getattr(settings, name, None)
-    if user is None:
-        return errors
-    if not isinstance(user, dict):
-        return [checks.Error(f"settings.{name} must be a dict.", hint="See README.md, Settings.", id=f"{app}.E002")]
-    for key, value in user.items():
-        if key not in defaults:
-            errors.append(
-                checks.Error(
-                    f"Unknown setting {name}[{key!r}].",
-                    hint=f"Known keys: {', '.join(sorted(defaults))}.",
-                    id=f"{app}.E002",
-                )
-            )
-        elif key in types and not isinstance(value, types[key]):
-            errors.append(
-                checks.Error(
-                    f"{name}[{key!r}] is {type(value).__name__}, expected {types[key]}.",
-                    hint=f"The default is {defaults[key]!r}.",
-                    id=f"{app}.E002",
-                )
-            )
-    return errors
 
 
 def check_oscar_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:

@@ -2,15 +2,17 @@
 
 Read values as attributes of :data:`app_settings` (``app_settings.TRACKING_ENABLED``);
 the object re-reads ``settings.RECOMMENDER`` whenever tests override it.
-Every key is documented in README.md ("Settings").
+Every key is documented in README.md ("Settings"). :class:`AppSettings` lives in
+:mod:`personalization_core.conf` (one implementation for both apps) and is importable from here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from personalization_core.conf import AppSettings
+
+__all__ = ["DEFAULTS", "SETTINGS_NAME", "TYPES", "AppSettings", "app_settings"]
 
 SETTINGS_NAME = "RECOMMENDER"
 
@@ -104,38 +106,4 @@ TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class AppSettings:
-    """Attribute access to a namespaced settings dict with defaults (DRF style)."""
-
-    def __init__(self, name: str, defaults: dict[str, Any]) -> None:
-        self._name = name
-        self._defaults = defaults
-        self._cache: dict[str, Any] | None = None
-
-    @property
-    def user_settings(self) -> dict[str, Any]:
-        return getattr(settings, self._name, None) or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        if self._cache is None:
-            self._cache = {**self._defaults, **self.user_settings}
-        return self._cache
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("_") or attr not in self._defaults:
-            raise AttributeError(f"Invalid {self._name} setting: {attr!r}")
-        return self.as_dict()[attr]
-
-    def reload(self) -> None:
-        self._cache = None
-
-
 app_settings = AppSettings(SETTINGS_NAME, DEFAULTS)
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        app_settings.reload()
-
-
-setting_changed.connect(_reload)

@@ -19,7 +19,6 @@ with integer person codes, product ids, unix timestamps and event type codes of
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +30,7 @@ from django.db import connections
 from django.db.models import F, Q, QuerySet
 from oscar.core.loading import get_model
 
+from personalization_core.pgcopy import copy_query_to_frame
 from recommender.conf import app_settings
 from recommender.ml.data import EVENT_BASKET, EVENT_PURCHASE, EVENT_VIEW
 from recommender.services.personal_data import without_erased_orders
@@ -141,29 +141,9 @@ def _read(qs: QuerySet, columns: tuple[str, ...], using: str) -> pd.DataFrame:
 
 
 def _read_copy(qs: QuerySet, columns: tuple[str, ...], using: str) -> pd.DataFrame:
-    conn = connections[using]
-    sql, params = qs.query.get_compiler(using).as_sql()
-    select = ", ".join(
-        "extract(epoch from s.ts)::float8" if c == "ts" else f's."{c}"' for c in columns
-    )  # fmt: skip
-    with conn.cursor() as cursor:
-        raw = cursor.cursor
-        outer = f"COPY (SELECT {select} FROM ({raw.mogrify(sql, params)}) s) TO STDOUT WITH (FORMAT csv)"
-        buf = io.BytesIO()
-        started = time.perf_counter()
-        with raw.copy(outer) as copy:
-            for chunk in copy:
-                buf.write(chunk)
-        if conn.queries_logged:  # psycopg's COPY bypasses Django's debug cursor; log it the same way
-            conn.queries_log.append({"sql": outer, "time": f"{time.perf_counter() - started:.3f}"})
-    buf.seek(0)
-    if buf.getbuffer().nbytes == 0:
-        return _typed(pd.DataFrame(columns=list(columns)))
+    select = ["extract(epoch from s.ts)::float8" if c == "ts" else f's."{c}"' for c in columns]
     text_cols = {c: "object" for c in ("guest", "visitor", "kind_") if c in columns}
-    df = pd.read_csv(
-        buf, header=None, names=list(columns), dtype={**text_cols, "uid": "float64"},
-        keep_default_na=False, na_values={"uid": [""]},
-    )  # fmt: skip
+    df = copy_query_to_frame(qs, select, columns, using, dtype={**text_cols, "uid": "float64"}, na_values={"uid": [""]})
     return _typed(df)
 
 

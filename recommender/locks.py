@@ -1,83 +1,18 @@
-"""A lock in the Django cache so a periodic task never overlaps itself.
+"""The recommender's periodic-task lock (see :mod:`personalization_core.locks`).
 
-``cache.add`` is atomic on Redis (and on the file/database caches used without
-Redis), so the lock holds across worker processes and machines. The lock expires after its
-timeout, so a worker killed while holding it blocks the task for that long at most.
-
-When the cache cannot answer (Redis down or hung: django-redis with ``IGNORE_EXCEPTIONS``
-returns ``None`` from ``add``), nobody can know whether another run holds the lock, so the
-task does not run: :func:`single_instance` skips it and logs a warning, never crashing the
-worker and never running a task twice at once.
+:func:`task_lock` and :func:`single_instance` expire after ``RECOMMENDER["TASK_LOCK_TIMEOUT"]``
+seconds unless told otherwise; skips are logged to this module's logger.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
 
-from django.core.cache import cache
-
+from personalization_core.locks import LockHeld, LockUnavailable, TaskLocks
 from recommender.conf import app_settings
 
-logger = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["LockHeld", "LockUnavailable", "locks", "single_instance", "task_lock"]
 
-
-class LockHeld(RuntimeError):
-    """Another run of the same task holds the lock."""
-
-
-class LockUnavailable(LockHeld):
-    """The cache that holds the locks does not answer: the lock cannot be taken safely."""
-
-
-@contextmanager
-def task_lock(name: str, timeout: int | None = None) -> Iterator[None]:
-    """Hold the lock ``name`` for the block; raise :class:`LockHeld` if another run holds it,
-    :class:`LockUnavailable` if the cache does not answer. Expires after ``timeout`` seconds
-    (default ``TASK_LOCK_TIMEOUT``); released at the end of the block if still ours."""
-    key = f"recommender:lock:{name}"
-    token = uuid.uuid4().hex
-    try:
-        added = cache.add(key, token, timeout or app_settings.TASK_LOCK_TIMEOUT)
-    except Exception as error:  # a cache that raises instead of ignoring its outage
-        raise LockUnavailable(name) from error
-    if added is None:  # django-redis with IGNORE_EXCEPTIONS: Redis did not answer
-        raise LockUnavailable(name)
-    if not added:
-        raise LockHeld(name)
-    try:
-        yield
-    finally:
-        try:
-            if cache.get(key) == token:
-                cache.delete(key)
-        except Exception:  # the cache went away during the run: the lock expires on its own
-            logger.warning("could not release the lock %s; it expires after its timeout", name)
-
-
-def single_instance(name: str | None = None, timeout: int | None = None) -> Callable[[F], F]:
-    """Decorate a task body: a second concurrent call returns ``{"skipped": "locked"}`` at once."""
-
-    def decorate(func: F) -> F:
-        lock_name = name or f"{func.__module__}.{func.__qualname__}"
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                with task_lock(lock_name, timeout):
-                    return func(*args, **kwargs)
-            except LockUnavailable:
-                logger.warning("%s skipped: the cache holding its lock does not answer", lock_name)
-                return {"skipped": "lock unavailable"}
-            except LockHeld:
-                logger.info("%s is already running; skipped", lock_name)
-                return {"skipped": "locked"}
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+locks = TaskLocks(lambda: app_settings.TASK_LOCK_TIMEOUT, logging.getLogger(__name__))
+task_lock = locks.task_lock
+single_instance = locks.single_instance

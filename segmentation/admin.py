@@ -10,6 +10,7 @@ from django.utils.html import format_html
 
 from segmentation.export import memberships_csv_response
 from segmentation.models import CustomerSegment, SegmentationRun, SegmentTarget
+from segmentation.offers import create_segment_offer
 
 
 class NoNulFiltersAdmin(admin.ModelAdmin):
@@ -97,8 +98,6 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Create an offer (10%% off) for the segment(s) of the selected rows")
     def create_offer_for_segment(self, request: HttpRequest, queryset: Any) -> None:
-        from segmentation.offers import create_segment_offer
-
         names = sorted(set(queryset.values_list("segment", flat=True)))
         for name in names:
             offer = create_segment_offer([name], percent=10)

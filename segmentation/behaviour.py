@@ -41,6 +41,7 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from segmentation.conf import app_settings
+from segmentation.services.aggregation import counted_orders
 
 __all__ = ["TABLES", "behaviour_csv_rows", "compute_behaviour", "shop_behaviour"]
 
@@ -52,8 +53,6 @@ TABLES = ("activity", "weekly", "funnel_categories", "funnel_products", "cohorts
 
 def _orders(using: str = "default") -> Any:
     """Orders that count (as segmentation counts them), up to now."""
-    from segmentation.services import counted_orders
-
     return counted_orders(timezone.now().date() + timedelta(days=1), using)
 
 

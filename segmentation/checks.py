@@ -7,18 +7,21 @@ from typing import Any
 
 from django.core import checks
 
-from recommender.checks import check_settings_dict
+from personalization_core.checks import check_settings_dict
 from segmentation.conf import DEFAULTS, SETTINGS_NAME, TYPES, app_settings
 
 
 def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    # inside the check, not at module level: every process imports this module (AppConfig.ready),
+    # the checks run only in management commands, and segmentation.ml loads SciPy and scikit-learn
+    from segmentation.ml.forecast import CANDIDATES
+    from segmentation.ml.rfm import RuleTableError, validate_rules
+
     errors = check_settings_dict(SETTINGS_NAME, DEFAULTS, TYPES, "segmentation")
     if errors:
         return errors
     rules = app_settings.SEGMENT_RULES
     if rules is not None:
-        from segmentation.ml.rfm import RuleTableError, validate_rules
-
         try:
             validate_rules(rules)
         except RuleTableError as exc:
@@ -50,8 +53,6 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
                     id="segmentation.E005",
                 )
             )
-    from segmentation.ml.forecast import CANDIDATES
-
     model = app_settings.FORECAST_MODEL
     unknown = [c for c in app_settings.FORECAST_CANDIDATES if c not in CANDIDATES]
     if unknown or (model != "auto" and model not in CANDIDATES) or app_settings.BACKTEST_MONTHS < 1:

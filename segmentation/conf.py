@@ -2,17 +2,15 @@
 
 Read values as attributes of :data:`app_settings` (``app_settings.SEGMENT_RULES``);
 the object re-reads ``settings.SEGMENTATION`` whenever tests override it.
-Every key is documented in README.md ("Settings"). The class is the one of
-:mod:`recommender.conf` (one implementation for both apps).
+Every key is documented in README.md ("Settings"). The class is
+:class:`personalization_core.conf.AppSettings` (one implementation for both apps).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.signals import setting_changed
-
-from recommender.conf import AppSettings
+from personalization_core.conf import AppSettings
 
 SETTINGS_NAME = "SEGMENTATION"
 
@@ -105,11 +103,3 @@ TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 app_settings = AppSettings(SETTINGS_NAME, DEFAULTS)
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        app_settings.reload()
-
-
-setting_changed.connect(_reload)

@@ -36,9 +36,18 @@ from django.db import transaction
 from django.utils.html import escape
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from oscar.apps.offer.custom import create_condition
 from oscar.core.loading import get_model
 
+from segmentation.services.lookups import current_segment
+
+Benefit = get_model("offer", "Benefit")
 Condition = get_model("offer", "Condition")
+ConditionalOffer = get_model("offer", "ConditionalOffer")
+Range = get_model("offer", "Range")
+# segmentation.models imports this module after defining its models (to register SegmentCondition),
+# so these lookups find them registered; this module is not imported before segmentation.models
+SegmentTarget = get_model("segmentation", "SegmentTarget")
 
 
 class SegmentCondition(Condition):
@@ -54,8 +63,6 @@ class SegmentCondition(Condition):
             return []
         cached = getattr(self, "_segment_names", None)
         if cached is None:
-            from segmentation.models import SegmentTarget
-
             cached = sorted(SegmentTarget.objects.filter(condition_id=self.pk).values_list("segment", flat=True))
             self._segment_names = cached
         return cached
@@ -82,8 +89,6 @@ class SegmentCondition(Condition):
         owner = getattr(basket, "owner", None)
         if owner is None or not getattr(owner, "is_authenticated", False):
             return False
-        from segmentation.services import current_segment
-
         return current_segment(owner) in set(self.target_segments())
 
     def is_satisfied(self, offer: Any, basket: Any) -> bool:
@@ -135,14 +140,6 @@ def create_segment_offer(
     segment ..."). The offer is open at once; staff can edit it in the Oscar dashboard's
     offer pages like any other.
     """
-    from oscar.apps.offer.custom import create_condition
-
-    from segmentation.models import SegmentTarget
-
-    Benefit = get_model("offer", "Benefit")
-    ConditionalOffer = get_model("offer", "ConditionalOffer")
-    Range = get_model("offer", "Range")
-
     names = sorted({s.strip() for s in segments if s and s.strip()})
     if not names:
         raise ValueError("choose at least one segment")
@@ -185,7 +182,6 @@ def offers_for_segment(segment: str | None) -> list[Any]:
     under the shopper-facing name and description of that target (see :func:`for_shopper`)."""
     if not segment:
         return []
-    ConditionalOffer = get_model("offer", "ConditionalOffer")
     qs = (
         ConditionalOffer.active.filter(
             offer_type=ConditionalOffer.SITE,
@@ -213,8 +209,6 @@ def for_shopper(offers: Iterable[Any], user: Any) -> list[Any]:
     offers = list(offers)
     segment = None
     if any(is_segment_offer(o) for o in offers) and user is not None and getattr(user, "is_authenticated", False):
-        from segmentation.services import current_segment
-
         segment = current_segment(user)
     visible = {id(o) for o in _present([o for o in offers if is_segment_offer(o)], segment)}
     return [o for o in offers if not is_segment_offer(o) or id(o) in visible]
@@ -224,8 +218,6 @@ def _present(offers: list[Any], segment: str | None) -> list[Any]:
     """The segment offers targeting ``segment``, renamed with that target's shopper texts."""
     if not offers or not segment:
         return []
-    from segmentation.models import SegmentTarget
-
     targets = {
         t.condition_id: t
         for t in SegmentTarget.objects.filter(condition_id__in={o.condition_id for o in offers}, segment=segment)

@@ -10,8 +10,9 @@ malformed input is a 400 with the reason, never a 500 or a silent misread:
 * the ordering is one of an exact list (``--monetary`` is not ``-monetary``);
 * an empty value (``?segment=``, what an unselected form field sends) means "not given".
 
-:func:`filter_memberships` applies the validated filters, the same way for the API and the
-dashboard's segment page.
+:func:`filter_memberships` applies the validated filters, run included, the same way for the API
+and the dashboard's segment page; each answers a malformed parameter with a 400 of its own kind
+(DRF's JSON for the API, a plain-text page for the dashboard).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from recommender.api.fields import MAX_INT, StrictIntegerField
+from personalization_core.fields import MAX_INT, StrictIntegerField
 
 __all__ = [
     "MAX_INT",
@@ -155,7 +156,15 @@ class OfferForm(Params):
 
 
 def filter_memberships(qs: QuerySet, params: Mapping[str, Any]) -> QuerySet:
-    """``qs`` narrowed by validated filters (from :class:`MembershipFilters` or :class:`SegmentPageParams`)."""
+    """``qs`` narrowed by validated filters (from :class:`MembershipFilters` or :class:`SegmentPageParams`).
+
+    ``run`` is a run id, ``"current"`` (also when not given) or ``"all"``.
+    """
+    run = params.get("run", "current")
+    if run == "current":
+        qs = qs.filter(run__is_current=True)
+    elif run != "all":
+        qs = qs.filter(run_id=run)
     if "segment" in params:
         qs = qs.filter(segment=params["segment"])
     if "user" in params:

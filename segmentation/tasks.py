@@ -9,11 +9,12 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from recommender.locks import single_instance
-from segmentation import services
+from personalization_core.locks import TaskLocks
+from segmentation import services  # its names load on first use: a web process sending tasks needs no ML
 from segmentation.conf import app_settings
 
 logger = logging.getLogger(__name__)
+locks = TaskLocks(lambda: app_settings.TASK_LOCK_TIMEOUT, logger)
 
 
 @shared_task(
@@ -33,7 +34,7 @@ def segment_customers(as_of: str | None = None, force: bool = False) -> dict[str
     without recomputing (``force=True`` recomputes). A run that fails leaves the
     previous run current. Never overlaps itself (a cache lock).
     """
-    locked = single_instance("segmentation.segment_customers", timeout=app_settings.TASK_LOCK_TIMEOUT)
+    locked = locks.single_instance("segmentation.segment_customers")
     return locked(_segment_customers)(as_of, force)
 
 

@@ -153,6 +153,7 @@ def test_sdist_and_wheel_carry_templates_static_and_migrations(tmp_path):
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     assert expected <= in_wheel, sorted(expected - in_wheel)
     assert not any(n.startswith(("shop/", "tests/", "benchmarks/")) for n in in_wheel)
+    assert "personalization_core/pgcopy.py" in in_wheel  # the shared infrastructure both apps import
     root = sdist.name.removesuffix(".tar.gz")
     with tarfile.open(sdist) as tar:
         in_sdist = {n.removeprefix(root + "/") for n in tar.getnames()}

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from recommender.api.fields import StrictIntegerField
+from personalization_core.fields import StrictIntegerField
 from recommender.api.serializers import BlockSerializer
 from recommender.services import serving
 

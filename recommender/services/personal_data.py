@@ -240,7 +240,7 @@ def _forget_cached(person: Person, using: str) -> None:
 
     forget_visitors(person.visitor_keys)
     if person.user_ids and apps.is_installed("segmentation"):
-        from segmentation.services import forget_cached_segments
+        from segmentation.services.lookups import forget_cached_segments
 
         try:
             forget_cached_segments(set(person.user_ids), using)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
+from oscar.core.loading import get_model
 from rest_framework import pagination, permissions, viewsets
 from rest_framework.exceptions import NotFound
 
@@ -11,8 +12,10 @@ from segmentation.api.serializers import (
     SegmentationRunDetailSerializer,
     SegmentationRunSerializer,
 )
-from segmentation.models import CustomerSegment, SegmentationRun
 from segmentation.params import MembershipFilters, filter_memberships
+
+CustomerSegment = get_model("segmentation", "CustomerSegment")
+SegmentationRun = get_model("segmentation", "SegmentationRun")
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -55,10 +58,4 @@ class CustomerSegmentViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> Any:
         qs = CustomerSegment.objects.select_related("user").order_by("pk")
-        params = MembershipFilters.parse(self.request.query_params)
-        run = params.get("run", "current")
-        if run == "current":
-            qs = qs.filter(run__is_current=True)
-        elif run != "all":
-            qs = qs.filter(run_id=run)
-        return filter_memberships(qs, params)
+        return filter_memberships(qs, MembershipFilters.parse(self.request.query_params))

@@ -15,11 +15,13 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views import View
 from django.views.generic import TemplateView
+from oscar.core.loading import get_model
 from rest_framework.exceptions import ValidationError
 
-from segmentation import charts, services
+from segmentation import behaviour, charts
+from segmentation.abstract_models import RunStatus
 from segmentation.export import csv_response, memberships_csv_response
-from segmentation.models import CustomerSegment, RunStatus, SegmentationRun
+from segmentation.offers import create_segment_offer
 from segmentation.params import (
     GuestParams,
     OfferForm,
@@ -29,6 +31,11 @@ from segmentation.params import (
     error_text,
     filter_memberships,
 )
+from segmentation.services.lookups import current_run
+from segmentation.services.reports import explain, transition_matrix, what_if
+
+CustomerSegment = get_model("segmentation", "CustomerSegment")
+SegmentationRun = get_model("segmentation", "SegmentationRun")
 
 
 class BadParameters(Exception):
@@ -66,7 +73,7 @@ def _run_from_request(request: HttpRequest) -> SegmentationRun | None:
             return SegmentationRun.objects.get(pk=run_id)
         except SegmentationRun.DoesNotExist as exc:
             raise Http404("no such run") from exc
-    return services.current_run()
+    return current_run()
 
 
 class OverviewView(ParamsMixin, TemplateView):
@@ -114,7 +121,7 @@ class OverviewView(ParamsMixin, TemplateView):
             backtest=summary.get("backtest", {}),
             currency=(run.parameters.get("settings") or {}).get("currency", ""),
             previous=previous,
-            transitions=services.transition_matrix(previous, run) if previous else None,
+            transitions=transition_matrix(previous, run) if previous else None,
         )
         return ctx
 
@@ -132,7 +139,7 @@ class OverviewView(ParamsMixin, TemplateView):
                 "error": "Give whole days since the last order (0 or more), a number of orders "
                 "(1 or more) and a spend (a number).",
             }
-        result = services.what_if(run, params["wi_r"], params["wi_f"], params["wi_m"])
+        result = what_if(run, params["wi_r"], params["wi_f"], params["wi_m"])
         return {"form": form, "result": result}
 
 
@@ -144,7 +151,7 @@ class SegmentView(ParamsMixin, TemplateView):
 
     def filtered(self, run: SegmentationRun, params: dict[str, Any]) -> QuerySet:
         """The run's memberships narrowed by the page's validated parameters, in their order."""
-        qs = filter_memberships(CustomerSegment.objects.filter(run=run).select_related("user"), params)
+        qs = filter_memberships(CustomerSegment.objects.select_related("user"), {**params, "run": run.pk})
         return qs.order_by(params.get("order", "-monetary"), "pk")
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -196,7 +203,7 @@ class CustomerView(ParamsMixin, TemplateView):
             label=label,
             history=history,
             current=current,
-            why=services.explain(current) if current else "",
+            why=explain(current) if current else "",
         )
         return ctx
 
@@ -207,8 +214,6 @@ class BehaviourView(TemplateView):
     template_name = "segmentation/dashboard/behaviour.html"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from segmentation import behaviour
-
         data = behaviour.shop_behaviour()
         if request.GET.get("format") == "csv":
             table = request.GET.get("table", "")
@@ -239,8 +244,6 @@ class CreateOfferView(View):
     """POST ``segment`` (and ``percent``): create a Site offer for that segment."""
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        from segmentation.offers import create_segment_offer
-
         try:
             form = OfferForm.parse(request.POST)
             offer = create_segment_offer([form["segment"]], percent=form["percent"])

@@ -26,6 +26,9 @@ from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 from sklearn.metrics import mean_absolute_error, mean_squared_error, roc_auc_score
 
+from segmentation.ml.clv import CLVFitError, InsufficientDataError
+from segmentation.ml.forecast import customer_features, holdout_actuals, make_forecaster
+
 __all__ = [
     "backtest",
     "churn_auc",
@@ -195,9 +198,6 @@ def backtest(
     alone and of the number of repeat purchase days, and the top-share capture
     of a perfect ranking.
     """
-    from segmentation.ml.clv import CLVFitError, InsufficientDataError
-    from segmentation.ml.forecast import customer_features, holdout_actuals, make_forecaster
-
     feat = customer_features(log, cutoff_day, horizon_days)
     if feat.empty:
         raise InsufficientDataError("no customer bought before the backtest cutoff")

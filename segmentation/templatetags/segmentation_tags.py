@@ -7,6 +7,9 @@ from typing import Any
 
 from django import template
 
+from segmentation.offers import offers_for_segment
+from segmentation.services.lookups import current_membership, current_segment
+
 register = template.Library()
 DASH = "\u2013"
 
@@ -14,9 +17,6 @@ DASH = "\u2013"
 @register.inclusion_tag("segmentation/partials/segment_promotions.html", takes_context=True)
 def segment_promotions(context: dict[str, Any], limit: int = 3) -> dict[str, Any]:
     """The open offers of the signed-in shopper's own segment (nothing for anyone else's)."""
-    from segmentation.offers import offers_for_segment
-    from segmentation.services import current_segment
-
     request = context.get("request")
     user = getattr(request, "user", None) or context.get("user")
     offers: list[Any] = []
@@ -31,8 +31,6 @@ def segment_promotions(context: dict[str, Any], limit: int = 3) -> dict[str, Any
 @register.inclusion_tag("segmentation/partials/customer_panel.html")
 def customer_segment_panel(user: Any) -> dict[str, Any]:
     """Staff panel for Oscar's dashboard customer page: current segment, scores, predicted value."""
-    from segmentation.services import current_membership
-
     return {"membership": current_membership(user), "customer": user}
 
 

@@ -1,0 +1,14 @@
+"""Infrastructure shared by the ``recommender`` and ``segmentation`` apps (not a Django app).
+
+Both apps depend on this package; it depends on neither. What lives here:
+
+* :mod:`personalization_core.conf`: :class:`~personalization_core.conf.AppSettings`, a namespaced
+  settings dict (``settings.RECOMMENDER``, ``settings.SEGMENTATION``) merged over defaults;
+* :mod:`personalization_core.checks`: the system check of such a dict (known keys, value types);
+* :mod:`personalization_core.locks`: the cache lock that keeps a periodic task from overlapping itself;
+* :mod:`personalization_core.pgcopy`: PostgreSQL ``COPY`` of a query into a DataFrame and of a
+  DataFrame into a table;
+* :mod:`personalization_core.fields`: the strict integer query-parameter field of both apps' APIs.
+
+It has no models, migrations or templates, so it is not in ``INSTALLED_APPS``.
+"""
