@@ -319,7 +319,7 @@ def select_customers(lines: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 
 def product_table(valid: pd.DataFrame) -> pd.DataFrame:
-    """One row per stock code: ``stock, title, price_mills``."""
+    """One row per stock code: ``stock, title, price_mills`` (read as :class:`~.records.ProductRow`)."""
     codes = pd.DataFrame({"stock": pd.unique(valid["stock"])})
     described = valid.loc[valid["description"] != "", ["stock", "description"]]
     titles = (
@@ -348,7 +348,7 @@ def product_table(valid: pd.DataFrame) -> pd.DataFrame:
 
 
 def invoice_table(valid: pd.DataFrame) -> pd.DataFrame:
-    """One row per invoice: ``invoice, date, customer, total_cents, lines``."""
+    """One row per invoice: ``invoice, date, customer, total_cents, lines`` (:class:`~.records.InvoiceRow`)."""
     return (
         valid.groupby("invoice", sort=False)
         .agg(
@@ -362,6 +362,6 @@ def invoice_table(valid: pd.DataFrame) -> pd.DataFrame:
 
 
 def customer_table(valid: pd.DataFrame) -> pd.DataFrame:
-    """One row per CustomerID (guests have none): ``customer, joined`` (first invoice date)."""
+    """One row per CustomerID (guests have none): ``customer, joined`` (:class:`~.records.CustomerRow`)."""
     with_customer = valid[valid["customer"] != ""]
     return with_customer.groupby("customer", sort=False)["date"].min().reset_index(name="joined")

@@ -143,20 +143,20 @@ class OnlineRetailWriter:
         product_ids = self._existing(self.Product.objects, "upc", list(products["stock"]))
         result.existing["products"] = len(product_ids)
         todo = products[~products["stock"].isin(product_ids)]
-        new_products = [
-            self.Product(
-                structure="standalone",
-                upc=product.stock,
-                title=product.title,
-                slug=slugify(product.title)[:255] or slugify(product.stock) or "item",
-                product_class=catalogue.service_class
-                if product.stock in NON_MERCHANDISE_CODES
-                else catalogue.gift_class,
-                is_public=product.stock not in NON_MERCHANDISE_CODES,
-                is_discountable=product.stock not in NON_MERCHANDISE_CODES,
+        new_products = []
+        for product in rows_of(todo, ProductRow):
+            merchandise = product.stock not in NON_MERCHANDISE_CODES
+            new_products.append(
+                self.Product(
+                    structure="standalone",
+                    upc=product.stock,
+                    title=product.title,
+                    slug=slugify(product.title)[:255] or slugify(product.stock) or "item",
+                    product_class=catalogue.gift_class if merchandise else catalogue.service_class,
+                    is_public=merchandise,
+                    is_discountable=merchandise,
+                )
             )
-            for product in rows_of(todo, ProductRow)
-        ]
         result.created["products"] = self._bulk(self.Product, new_products, len(new_products), "products")
         new_codes = list(todo["stock"])
         created_ids = self._existing(self.Product.objects, "upc", new_codes)
