@@ -1,4 +1,4 @@
-"""``import_online_retail``: UCI Online Retail into Oscar (shop/importers/online_retail.py).
+"""``import_online_retail``: UCI Online Retail into Oscar (shop/importers/online_retail/).
 
 Most tests cut a slice of the shipped sample (always present); the ``data`` ones
 also read the real file from ``$SHARED_DATA_DIR`` (default ``<repo>/../shared/data``)

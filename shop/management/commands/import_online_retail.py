@@ -1,7 +1,7 @@
 """``python manage.py import_online_retail PATH``: UCI Online Retail -> Oscar.
 
-The logic (and the documentation of what is written, cancellations and guests
-included) is :mod:`shop.importers.online_retail`. ``--sample OUT`` writes the
+The logic is :mod:`shop.importers.online_retail`; what is written (cancellations
+and guests included) is documented in ``shop/data/README.md``. ``--sample OUT`` writes the
 deterministic demo subset shipped as ``shop/data/online_retail_sample.csv.gz``
 instead of importing.
 """

@@ -1,0 +1,120 @@
+"""The Online Retail import from end to end: :class:`OnlineRetailImporter`.
+
+Phase 1 reads and validates the whole file (:mod:`~shop.importers.online_retail.reader`,
+no database); phase 2 writes everything in ONE transaction
+(:class:`~shop.importers.online_retail.writer.OnlineRetailWriter`), so a failure leaves
+the database as it was and the resume story is "run it again". What is written is
+described in ``shop/data/README.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+from django.db import transaction
+
+from shop.importers.online_retail.reader import (
+    customer_table,
+    invoice_table,
+    normalize,
+    product_table,
+    read_online_retail,
+    select_customers,
+)
+from shop.importers.online_retail.records import cents
+from shop.importers.online_retail.result import ImportResult
+from shop.importers.online_retail.writer import OnlineRetailWriter, ProgressFactory
+
+__all__ = ["OnlineRetailImporter"]
+
+
+class OnlineRetailImporter(OnlineRetailWriter):
+    """Validate an Online Retail file and write it into Oscar's tables.
+
+    ``OnlineRetailImporter(path).run()`` does it all; ``shop/data/README.md`` describes
+    the mapping. ``progress`` is a ``tqdm``-like callable (``progress(iterable,
+    total=..., desc=..., unit=...)``) or None for silence. The ``write_...`` steps are
+    inherited from :class:`OnlineRetailWriter`.
+    """
+
+    product_table = staticmethod(product_table)
+    invoice_table = staticmethod(invoice_table)
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        limit_rows: int | None = None,
+        limit_customers: int | None = None,
+        batch_size: int = 2000,
+        dry_run: bool = False,
+        progress: ProgressFactory | None = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, progress=progress)
+        self.path = Path(path)
+        self.limit_rows = limit_rows
+        self.limit_customers = limit_customers
+        self.dry_run = dry_run
+
+    # -- phase 1: read and validate everything ------------------------------------
+
+    def load(self, result: ImportResult) -> pd.DataFrame:
+        """Read + validate; fill the read/skip part of ``result``; return importable lines."""
+        t0 = time.perf_counter()
+        frame, unknown = read_online_retail(self.path, self.limit_rows)
+        result.unknown_columns = unknown
+        result.rows_read = len(frame)
+        lines = normalize(frame)
+        del frame
+        if self.limit_customers is not None:
+            lines = select_customers(lines, self.limit_customers)
+        result.rows_selected = len(lines)
+        result.revenue_file = cents(int(lines["amount_cents"].sum()))
+        bad = lines[lines["reason"] != ""]
+        if len(bad):
+            result.skipped.update(bad["reason"].value_counts().to_dict())
+            result.skipped_invoices.update(bad.groupby("reason")["invoice"].nunique().to_dict())
+            result.skipped_examples.update(bad.groupby("reason")["line"].min().to_dict())
+            result.revenue_skipped = cents(int(bad["amount_cents"].sum()))
+        valid = lines[lines["reason"] == ""].reset_index(drop=True)
+        result.rows_valid = len(valid)
+        result.seconds["read+validate"] = time.perf_counter() - t0
+        return valid
+
+    # -- phase 2: write --------------------------------------------------------------
+
+    def run(self) -> ImportResult:
+        """Read, validate and (unless ``dry_run``) write; return what happened."""
+        result = ImportResult(path=str(self.path), dry_run=self.dry_run)
+        valid = self.load(result)
+        t0 = time.perf_counter()
+        products = self.product_table(valid)
+        invoices = self.invoice_table(valid)
+        result.seconds["plan"] = time.perf_counter() - t0
+        if valid.empty:  # nothing to write: not even the partner or the product classes
+            return result
+        if self.dry_run:
+            existing_orders = self.existing_orders(list(invoices["invoice"]))
+            new = invoices[~invoices["invoice"].isin(existing_orders)]
+            result.count_orders(new)
+            result.created.clear()
+            result.existing["orders"] = len(existing_orders)
+            return result
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            self._write(result, valid, products, invoices)
+        result.seconds["write"] = time.perf_counter() - t0
+        return result
+
+    def _write(self, result: ImportResult, valid: pd.DataFrame, products: pd.DataFrame, invoices: pd.DataFrame) -> None:
+        """Every entity in turn; each step gets the ids the earlier ones wrote."""
+        catalogue = self.write_catalogue()
+        product_ids = self.write_products(result, products, catalogue)
+        record_ids = self.write_stock_records(result, products, catalogue.partner, product_ids)
+        user_ids = self.write_customers(result, customer_table(valid))
+        order_ids = self.write_orders(result, invoices, user_ids)
+        titles = dict(zip(products["stock"], products["title"], strict=True))
+        self.write_lines(valid, order_ids, product_ids, record_ids, titles, catalogue.partner)
+        self.write_analytics_records(result, list(user_ids.values()), list(product_ids.values()))
