@@ -182,11 +182,33 @@ def record(events: Iterable[dict[str, Any]]) -> int:
     except (DatabaseError, ValueError, TypeError):
         logger.exception("recommender: could not record %d %s event(s)", len(rows), rows[0].kind)
         return 0
-    from recommender.services.serving import bump_generation
+    from recommender.services.serving import note_events
 
     # the visitor's cached recommendation blocks are stale now: the next page reflects this event
-    bump_generation({f"u{r.user_id}" if r.user_id else (f"v{r.visitor_id}" if r.visitor_id else "") for r in rows})
+    note_events(history_rows(rows))
     return len(rows)
+
+
+def history_rows(rows: list[Any]) -> dict[str, list[tuple[int, float, int]] | None]:
+    """Per person (``u<user id>`` / ``v<visitor id>``) the ``(product, time, type)`` history rows these
+    new events add, as ``serving.history_for`` reads them; ``None`` where an event is no history row
+    or may be a replay (an id derived from the client's ``X-Request-ID`` that the database may
+    have ignored as a duplicate): that person's history is read again."""
+    from recommender.exporters import EVENT_TYPES
+
+    out: dict[str, list[tuple[int, float, int]] | None] = {}
+    for r in rows:
+        key = f"u{r.user_id}" if r.user_id else (f"v{r.visitor_id}" if r.visitor_id else "")
+        if not key:
+            continue
+        # the product object the event was made with (never a query for it)
+        product = r._meta.get_field("product").get_cached_value(r, None) if r.product_id else None
+        replayable = getattr(r.event_id, "version", None) != 4
+        if product is None or r.kind not in EVENT_TYPES or replayable or out.get(key, []) is None:
+            out[key] = None
+            continue
+        out.setdefault(key, []).append((product.parent_id or product.pk, r.created.timestamp(), EVENT_TYPES[r.kind]))
+    return out
 
 
 def request_identity(request: HttpRequest | None, user: Any = None) -> dict[str, Any]:

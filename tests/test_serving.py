@@ -7,6 +7,8 @@ import re
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from oscar.core.loading import get_model
 
@@ -243,11 +245,41 @@ def test_openapi_schema_covers_both_apps_and_validates(db, tmp_path):
     assert "/api/recommendations/{placement}/" in text and "/api/segmentation/runs/" in text
 
 
-def test_product_page_queries_are_bounded(shop, django_assert_max_num_queries):
+def _event_reads(queries: list[dict]) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "recommender_event"' in q["sql"]]
+
+
+def test_product_page_blocks_add_at_most_one_query_once_warm(shop, settings):
+    """Warm product pages with their three blocks against the same pages with serving switched off."""
+    client = browser()
+    for product in shop.products[6:9]:  # warm: the visitor's history, the shared lists, facts and cards
+        view_product(client, product)
+        view_product(client, product)
+    counts = {}
+    for enabled in (False, True):
+        settings.RECOMMENDER = {**LIGHT, "SERVING_ENABLED": enabled}
+        with CaptureQueriesContext(connection) as queries:
+            assert view_product(client, shop.products[7 + enabled]).status_code == 200
+        counts[enabled] = len(queries)
+    assert counts[True] <= counts[False] + 1, counts
+
+
+def test_the_page_after_a_view_reads_the_history_from_the_cache(shop):
     client = browser()
     view_product(client, shop.products[6])
-    with django_assert_max_num_queries(80):
-        view_product(client, shop.products[8])
+    client.get(CATALOGUE)  # the history is read once and cached under the visitor's generation
+    for product, shown in ((16, ["Product 06"]), (20, ["Product 16", "Product 06"])):
+        with CaptureQueriesContext(connection) as queries:
+            html = view_product(client, shop.products[product]).content.decode()
+        assert _event_reads(queries.captured_queries) == []  # the view was added to the cached history
+        assert block_titles(html, "recently_viewed") == shown
+    # a view that may be a replay (the client's X-Request-ID) is not added: the history is read again
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(2):
+            view_product(client, shop.products[18], HTTP_X_REQUEST_ID="retry-1")
+        html = view_product(client, shop.products[22]).content.decode()
+    assert len(_event_reads(queries.captured_queries)) == 2  # each replay's own page
+    assert block_titles(html, "recently_viewed") == ["Product 18", "Product 20", "Product 16", "Product 06"]
 
 
 def test_a_new_event_invalidates_the_cached_block(shop):

@@ -12,7 +12,9 @@ which rung it came from and why it is shown. Rules every block obeys:
   the placement wants them (``buy_again``); at most ``MAX_PER_CATEGORY`` of one category;
 * private: the history is the requesting visitor's own (the user when logged in, else the
   visitor cookie); the per-visitor cache key includes the visitor and a generation number that
-  every recorded event of that visitor bumps, so the next page reflects the last view;
+  every recorded event of that visitor bumps, so the next page reflects the last view; their
+  history is cached under the same generation and extended by the events this process records,
+  so the page after a view reads it without a query;
 * safe: a failing rung (damaged model file, Redis down, a bug) is logged and skipped.
 """
 
@@ -58,6 +60,9 @@ LOCAL_SECONDS = 60
 _local: TTLCache = TTLCache(maxsize=LOCAL_ITEMS, ttl=LOCAL_SECONDS)
 _local_lock = threading.Lock()
 _last_generation = 0  # the catalogue generation this process saw last
+_catalogue_seen = (0, -1.0)  # (generation, monotonic time it was read): re-read at most every CATALOGUE_SECONDS
+#: how long this process trusts the catalogue generation it read (its own changes apply at once)
+CATALOGUE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -209,15 +214,46 @@ def generation_key(visitor_key: str) -> str:
     return f"recommender:gen:{visitor_key}"
 
 
-def bump_generation(visitor_keys: set[str]) -> None:
-    """A visitor did something: their cached blocks are stale (called after events are recorded)."""
-    keys = [k for k in visitor_keys if k]
+def history_key(visitor_key: str) -> str:
+    # under the visitor's block prefix, so an erasure (forget_visitors) deletes it with their blocks
+    return f"recommender:block:{visitor_key}:history"
+
+
+def _history_entry(generation: int, born: float, rows: list[tuple[int, float, int]]) -> dict[str, Any]:
+    """A cached history: valid while the visitor's generation is ``generation`` and for at most
+    ``BLOCK_CACHE_SECONDS`` after ``born`` (when it was read from the database)."""
+    return {"g": generation, "t": born, "rows": [list(r) for r in rows[-app_settings.MAX_HISTORY_LENGTH :]]}
+
+
+def note_events(new_rows: dict[str, list[tuple[int, float, int]] | None]) -> None:
+    """Events of these visitors (``u<id>`` / ``v<id>``) were recorded: bump their generation, so
+    their cached blocks are stale, and extend their cached history, if it is still valid, with
+    ``(product, time, type)`` rows (``None``: these events are not history rows, the history is
+    read again). Two requests of one visitor recording at the same moment may keep one of the two
+    events out of the cached copy: it is read again from the database ``BLOCK_CACHE_SECONDS``
+    after its first read at the latest."""
+    keys = [k for k in new_rows if k]
     if not keys:
         return
+    now = time.time_ns()
     try:
-        cache.set_many({generation_key(k): time.time_ns() for k in keys}, app_settings.BLOCK_CACHE_SECONDS * 10)
+        extend = [k for k in keys if new_rows[k]]
+        found = cache.get_many([generation_key(k) for k in extend] + [history_key(k) for k in extend]) if extend else {}
+        values: dict[str, Any] = {generation_key(k): now for k in keys}
+        for k in extend:
+            entry, generation = found.get(history_key(k)), found.get(generation_key(k))
+            if isinstance(entry, dict) and generation and entry.get("g") == generation:
+                rows = [tuple(r) for r in entry["rows"]] + list(new_rows[k] or [])
+                values[history_key(k)] = _history_entry(now, entry["t"], rows)
+        cache.set_many(values, app_settings.BLOCK_CACHE_SECONDS * 10)
     except Exception:  # the cache is an optimisation: never fail the request for it
         _log_once("generation", "recommender: could not bump the visitor cache generation")
+
+
+def bump_generation(visitor_keys: set[str]) -> None:
+    """Something changed these visitors' history (a merge at login, an erasure): their cached
+    blocks and history are stale."""
+    note_events(dict.fromkeys(visitor_keys))
 
 
 def forget_visitors(visitor_keys: set[str]) -> None:
@@ -383,9 +419,14 @@ def _is_shared(spec: Placement, visitor: Visitor) -> bool:
 def catalogue_generation(memo: dict[str, Any] | None = None) -> int:
     """A number that changes whenever a product, its stock, images, categories or the bury list
     change: it is part of every key of cached product facts, cards and shared candidates."""
+    global _catalogue_seen
     memo = {} if memo is None else memo
     if "catalogue" not in memo:
-        memo["catalogue"] = _safe(_read_catalogue_generation, None, "cache") or 0
+        generation, when = _catalogue_seen
+        if time.monotonic() - when > CATALOGUE_SECONDS:
+            generation = _safe(_read_catalogue_generation, None, "cache") or 0
+            _catalogue_seen = (generation, time.monotonic())
+        memo["catalogue"] = generation
     return memo["catalogue"]
 
 
@@ -404,8 +445,9 @@ def _read_catalogue_generation() -> int:
 def bump_catalogue_generation(**kwargs: Any) -> None:
     """Signal receiver: the catalogue changed, cached product facts and cards are stale (in this
     process at once, even while the cache does not answer)."""
-    global _last_generation
+    global _last_generation, _catalogue_seen
     _last_generation = time.time_ns()
+    _catalogue_seen = (_last_generation, time.monotonic())
     _safe(lambda: cache.set(CATALOGUE_KEY, _last_generation, None), None, "cache")
 
 
@@ -438,16 +480,40 @@ def _cache_key(visitor: Visitor, spec: Placement, product_id: int | None, basket
         return f"recommender:shared:{spec.name}:{product_id}:{anchors}:{limit}:{live}:{catalogue}"
     if not visitor.key:
         return ""  # a visitor without id has no history: nothing personal to cache
-    generation = _safe(lambda: cache.get(generation_key(visitor.key)), None, "cache") or 0
+    generation, _rows = _visitor_state(visitor, memo)
     basket_part = hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest()
     return (f"recommender:block:{visitor.key}:{generation}:{spec.name}:{product_id}:{basket_part}:{limit}:"
             f"{live}:{catalogue}")  # fmt: skip
 
 
+def _visitor_state(visitor: Visitor, memo: dict[str, Any]) -> tuple[int, list[tuple[int, float, int]] | None]:
+    """The visitor's generation (0: none yet, or the cache does not answer) and their cached history
+    (None: absent or stale), in one round trip per request."""
+    key = ("state", visitor.key)
+    if key not in memo:
+        gkey, hkey = generation_key(visitor.key), history_key(visitor.key)
+        found = _safe(lambda: cache.get_many([gkey, hkey]), {}, "cache")
+        generation, entry = found.get(gkey) or 0, found.get(hkey)
+        rows = None
+        if (isinstance(entry, dict) and generation and entry.get("g") == generation
+                and time.time() - entry.get("t", 0) < app_settings.BLOCK_CACHE_SECONDS):  # fmt: skip
+            rows = [(int(p), float(t), int(e)) for p, t, e in entry["rows"]]
+        memo[key] = (generation, rows)
+    return memo[key]
+
+
 def _history(visitor: Visitor, memo: dict[str, Any]) -> list[tuple[int, float, int]]:
     key = ("history", visitor.key)
     if key not in memo:
-        memo[key] = _safe(lambda: history_for(visitor.user, visitor.visitor_id), [], "history")
+        generation, rows = _visitor_state(visitor, memo) if visitor.key else (0, None)
+        if rows is None:
+            born = time.time()
+            rows = _safe(lambda: history_for(visitor.user, visitor.visitor_id), None, "history")
+            if rows is not None and generation:
+                entry = _history_entry(generation, born, rows)
+                _safe(lambda: cache.set(history_key(visitor.key), entry, app_settings.BLOCK_CACHE_SECONDS * 10),
+                      None, "cache")  # fmt: skip
+        memo[key] = rows or []
     return memo[key]
 
 
@@ -705,10 +771,9 @@ def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit:
                 continue
             per_category[category] = per_category.get(category, 0) + 1
         position = len(items) + 1
-        token = signing.dumps(
-            {"p": placement, "v": cand.version_id, "i": position, "r": cand.rung, "w": visitor.digest},
-            salt=SIGNING_SALT, compress=True,
-        )  # fmt: skip
+        token = _click_signer().sign_object(
+            {"p": placement, "v": cand.version_id, "i": position, "r": cand.rung, "w": visitor.digest}
+        )
         items.append(Item(cand.product_id, cand.reason, cand.rung, position, cand.version_id, token))
         if len(items) >= limit:
             break
@@ -783,6 +848,21 @@ def _buyable(product: Any, strategy: Any) -> bool:
     except Exception:
         return False
     return bool(info.availability.is_available_to_buy and info.price.exists)
+
+
+def _click_signer() -> signing.TimestampSigner:
+    """The signer of recommendation links, made once per secret key (read by :func:`read_click_token`,
+    which also reads the compressed tokens of earlier versions)."""
+    from django.conf import settings
+
+    secret = settings.SECRET_KEY
+    if _signers.get("key") != secret:
+        _signers.clear()
+        _signers.update(key=secret, signer=signing.TimestampSigner(salt=SIGNING_SALT))
+    return _signers["signer"]
+
+
+_signers: dict[str, Any] = {}
 
 
 def read_click_token(token: str, visitor: Visitor, max_age: int = 30 * 86400) -> dict[str, Any] | None:

@@ -97,7 +97,9 @@ def attach_cards(block: serving.Block, context: template.Context) -> None:
         cards.update(fresh)
         if seconds and fresh:
             serving.shared_set_many(fresh, seconds)
-    csrf = get_token(request) if request is not None else ""
+    if "csrf" not in memo:  # one masked token per page (each call masks the secret anew)
+        memo["csrf"] = get_token(request) if request is not None else ""
+    csrf = memo["csrf"]
     block.items = [item for item in block.items if keys[item.product_id] in cards]
     for item in block.items:
         html = cards[keys[item.product_id]].replace(REC_HOLE, item.token).replace(CSRF_HOLE, csrf)
