@@ -31,6 +31,8 @@ _live_ids_memo: tuple[float, dict[str, int]] | None = None  # (valid until, ids)
 
 _lock = threading.Lock()
 _loaded: dict[int, artifacts.LoadedModel] = {}
+#: the live versions' rows, read once per process like their models (a row holds large JSON metrics)
+_rows: dict[int, Any] = {}
 #: version id -> (monotonic time, error) of a failed load: not retried for ``LIVE_CHECK_SECONDS``
 _failed: dict[int, tuple[float, str]] = {}
 _live_ids: dict[str, int] = {}
@@ -97,15 +99,22 @@ def live_model(kind: str) -> tuple[Any, artifacts.LoadedModel] | None:
             _live_ids.update(ids)
             for stale in set(_loaded) - set(ids.values()):
                 del _loaded[stale]
+            for stale in set(_rows) - set(ids.values()):
+                del _rows[stale]
             _live_checked = now
     version_id = _live_ids.get(kind)
     if version_id is None:
         return None
-    ModelVersion = get_model("recommender", "ModelVersion")
-    version = ModelVersion.objects.filter(pk=version_id).first()
+    version = _rows.get(version_id)
     if version is None:
-        return None
-    return version, load(version)
+        ModelVersion = get_model("recommender", "ModelVersion")
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            return None
+    loaded = load(version)
+    with _lock:
+        _rows[version_id] = version
+    return version, loaded
 
 
 def _changed() -> None:
@@ -123,6 +132,7 @@ def forget_loaded() -> None:
     _live_ids_memo = None
     with _lock:
         _loaded.clear()
+        _rows.clear()
         _failed.clear()
         _live_ids.clear()
         _live_checked = 0.0
