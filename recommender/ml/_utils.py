@@ -114,8 +114,9 @@ def history_matrix(histories: Sequence[np.ndarray], n_items: int, weights: Seque
     order = np.lexsort((-vals, key))
     first = np.ones(len(order), dtype=bool)
     first[1:] = key[order][1:] != key[order][:-1]
-    sel = order[first]
-    return sp.csr_matrix((vals[sel], (rows[sel], cols[sel])), shape=(len(hist), n_items), dtype=np.float32)
+    sel = order[first]  # in (row, col) order: the CSR arrays directly (a COO conversion costs more)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[sel], minlength=len(hist)))])
+    return sp.csr_matrix((vals[sel], cols[sel], indptr), shape=(len(hist), n_items), dtype=np.float32)
 
 
 def csr_rows_dense(mat: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, n_cols: int) -> np.ndarray:
