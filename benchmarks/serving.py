@@ -9,7 +9,8 @@ import, a million views, live models) with Redis as the cache (``REDIS_URL``, de
    with blocks switched off (``SERVING_ENABLED``), interleaved, warm cache;
 2. catalogue (home) page with ``for_you`` (+ ``trending``) right after a new product view (the
    visitor's cache invalidated, the model scores) vs the page without blocks;
-3. the "for you" model's scoring of one history over the whole catalogue, one thread;
+3. the "for you" model's scoring of one history over the whole catalogue, one thread (the histories of
+   1,000 people of the shop, and 1,000 random ones);
 4. queries per page with and without blocks.
 
     .venv/bin/python benchmarks/serving.py [--requests 1000]
@@ -122,23 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         queries["home_with" if on else "home_without"] = len(connection.queries)
     settings.DEBUG = False
     switch(True)
-    # 3. scoring one history, one thread
-    try:
-        import torch
+    # 3. scoring one history, one thread: real shop histories and random ones
+    from benchmarks.train_in_shop import scoring_latency
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    _version, loaded = versions.live_model("next_item")
-    scoring = []
-    for length in rng.integers(1, 51, 1000):
-        history = rng.integers(0, loaded.model.n_items_, length)
-        ctx = {"timestamps": [np.sort(rng.uniform(1.29e9, 1.32e9, length))], "event_types": [np.zeros(length, int)]}
-        t = time.perf_counter()
-        loaded.model.recommend(history, k=40, context=ctx)
-        scoring.append(time.perf_counter() - t)
+    scoring = scoring_latency(k=40)
     result: dict[str, Any] = {k: _stats(v) for k, v in {**timings, **catalogue}.items()}
-    result["scoring"] = {**_stats(scoring), "model": _version.model_name, "items": loaded.model.n_items_}
+    result["scoring"] = scoring
     result["queries"] = queries
     result["requests"] = args.requests
     print("| page | with blocks p50 / p95 ms | without p50 / p95 ms | added p50 / p95 ms | queries with / without |")
@@ -152,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{w['p50_ms'] - wo['p50_ms']:+.1f} / {w['p95_ms'] - wo['p95_ms']:+.1f} | "
               f"{queries[f'{page}_with']} / {queries[f'{page}_without']} |")  # fmt: skip
     s = result["scoring"]
-    print(f"\n'for you' scoring of one history over {s['items']:,} items ({s['model']}, one thread): "
-          f"p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms")  # fmt: skip
+    print(
+        f"\n'for you' scoring of one history over {s['items']:,} items ({s['model']}, one thread): "
+        f"shop histories (median length {s['shop_median_length']:g}) p50 {s['shop_p50_ms']} ms, "
+        f"p95 {s['shop_p95_ms']} ms; random histories p50 {s['random_p50_ms']} ms, p95 {s['random_p95_ms']} ms"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {args.json}")
