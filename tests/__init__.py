@@ -1,0 +1,10 @@
+"""The test suite. Its folders mirror the source tree: the tests of ``recommender/services/serving.py``
+are in ``tests/recommender/services/``, those of ``shop/importers/`` in ``tests/shop/importers/``.
+
+* ``tests/recommender/ml/`` and ``tests/segmentation/ml/`` are the pure ML tests: no database, no
+  Django settings (``conftest.PURE_ML``); they also run with ``-p no:django``.
+* ``tests/system/`` holds the tests of whole flows across apps and processes (chaos, fuzzing,
+  packaging, privacy), ``tests/browser/`` the real-browser journeys.
+* Shared helpers stay here: ``conftest.py``, ``helpers.py``, ``training_shop.py``, ``redis_server.py``,
+  ``worker_settings.py`` and the README's project, ``readme_project/``.
+"""

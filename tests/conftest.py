@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
+TESTS = REPO / "tests"
+# the pure ML tests: no database and no Django settings, so no settings fixture or cache either
+PURE_ML = (TESTS / "recommender" / "ml", TESTS / "segmentation" / "ml")
 
 
 def _missing_services() -> dict[str, str]:
@@ -58,7 +61,7 @@ def shared_data() -> Path:
 def _documented_defaults(request: pytest.FixtureRequest):
     """Django tests run on the apps' documented defaults (not the demo's choices), a fast
     password hasher and an empty cache."""
-    if not request.config.pluginmanager.hasplugin("django") or "tests/ml/" in str(request.node.path):
+    if not request.config.pluginmanager.hasplugin("django") or _is_pure_ml(request.node.path):
         yield
         return
     from django.core.cache import cache
@@ -73,6 +76,10 @@ def _documented_defaults(request: pytest.FixtureRequest):
     _clear_cache(cache)
     yield
     _clear_cache(cache)
+
+
+def _is_pure_ml(path: Path) -> bool:
+    return any(path.resolve().is_relative_to(folder) for folder in PURE_ML)
 
 
 def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]

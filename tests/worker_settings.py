@@ -1,4 +1,4 @@
-"""Settings of the Celery worker that ``tests/test_worker_killed.py`` kills mid-training: the demo
+"""Settings of the Celery worker that ``tests/system/test_worker_killed.py`` kills mid-training: the demo
 shop's, with a recurrent next-item model (so training lasts long enough to be interrupted) and a
 no-overlap lock that expires after ``CHAOS_LOCK_TIMEOUT`` seconds."""
 

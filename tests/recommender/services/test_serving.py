@@ -152,7 +152,7 @@ def test_two_visitors_never_see_each_others_history(shop, monkeypatch, django_us
     through a cache, a cookie or a segment would show the other's products, reasons or offer."""
     from recommender.api.views import RecommendationThrottle
     from segmentation.offers import create_segment_offer
-    from tests.test_segmentation_offers import make_member
+    from tests.segmentation.test_segmentation_offers import make_member
 
     monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "10000/min"})
     bob_user = django_user_model.objects.create_user("bob", "bob@example.com", "pw")

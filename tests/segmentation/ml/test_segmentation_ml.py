@@ -1,6 +1,6 @@
 """RFM scores and segments, k-means clusters, BG/NBD + Gamma-Gamma (no database, fast).
 
-Run with ``pytest tests/ml/test_segmentation_ml.py -q -p no:django``. The CDNOW
+Run with ``pytest tests/segmentation/ml/test_segmentation_ml.py -q -p no:django``. The CDNOW
 reproduction needs ``../shared/data`` (or ``SHARED_DATA_DIR``) and is skipped
 with the reason when it is absent.
 """
@@ -44,8 +44,8 @@ from segmentation.ml.rfm import (
     score_rfm,
     validate_rules,
 )
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 CDNOW = SHARED_DATA / "cdnow" / "CDNOW_sample.txt.gz"
 DEFAULT_NAMES = {rule["name"] for rule in DEFAULT_SEGMENT_RULES}

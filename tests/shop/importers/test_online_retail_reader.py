@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 PACKAGE = REPO / "shop" / "importers" / "online_retail"
 NO_DJANGO = ("reader", "records", "result", "sample")
 

@@ -26,8 +26,8 @@ from oscar.core.loading import get_model
 
 from shop.importers import online_retail
 from shop.importers.online_retail import CANONICAL_COLUMNS, OnlineRetailImporter, write_sample
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "shop" / "data" / "online_retail_sample.csv.gz"
 SHARED = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 REAL_CSV = SHARED / "online-retail" / "online_retail.csv.gz"

@@ -20,7 +20,7 @@ from recommender.locks import LockHeld, task_lock
 from recommender.services import versions
 from recommender.services.training import train_recommenders
 from shop.celery import app
-from tests.test_celery import worker_queue  # noqa: F401  (fixture)
+from tests.shop.test_celery import worker_queue  # noqa: F401  (fixture)
 from tests.training_shop import AS_OF, build_shop
 
 ModelVersion = get_model("recommender", "ModelVersion")

@@ -8,7 +8,7 @@ from oscar.core.loading import get_model
 from recommender import tasks
 from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import versions
-from tests.test_celery import worker_queue  # noqa: F401  (fixture)
+from tests.shop.test_celery import worker_queue  # noqa: F401  (fixture)
 from tests.training_shop import AS_OF, build_shop
 
 ModelVersion = get_model("recommender", "ModelVersion")

@@ -1,6 +1,6 @@
 """Backtest metrics, forecast candidates and the BG/NBD time unit (no database).
 
-Run with ``pytest tests/ml/test_clv_backtest.py -q -p no:django``. Every metric
+Run with ``pytest tests/segmentation/ml/test_clv_backtest.py -q -p no:django``. Every metric
 is checked against a value worked out by hand in the comment beside it.
 """
 

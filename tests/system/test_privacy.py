@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from recommender.models import Event
 from tests.helpers import browser, cookie_payload, make_product, view_product
-from tests.test_segmentation_offers import make_member
+from tests.segmentation.test_segmentation_offers import make_member
 
 pytestmark = pytest.mark.django_db
 COOKIE = "oscar_visitor"

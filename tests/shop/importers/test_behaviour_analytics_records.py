@@ -12,7 +12,7 @@ from django.urls import reverse
 from oscar.core.loading import get_model
 from oscar.test.factories import UserFactory
 
-from tests.test_import_online_retail import _valid, run_import, sample_slice, write_csv  # noqa: F401 (fixture)
+from tests.shop.importers.test_import_online_retail import _valid, run_import, sample_slice, write_csv  # noqa: F401 (fixture)
 
 UserRecord = get_model("analytics", "UserRecord")
 ProductRecord = get_model("analytics", "ProductRecord")

@@ -49,8 +49,8 @@ from recommender.ml.popularity import PopularityRecommender, SegmentPopularityRe
 from recommender.ml.registry import available_models, get_model_class, load_model
 from recommender.ml.rules import SequentialRulesRecommender, VSKNNRecommender
 from recommender.ml.tuning import grid_search
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 #: small, fast settings for the contract test (filtered to what each constructor accepts)

@@ -13,7 +13,7 @@ from segmentation import services
 from segmentation.charts import text_colour
 from segmentation.ml.rfm import quintile_scores
 from segmentation.models import CustomerSegment
-from tests.test_clv_backtest_service import AS_OF, build_shop
+from tests.segmentation.services.test_clv_backtest_service import AS_OF, build_shop
 
 pytestmark = pytest.mark.django_db
 

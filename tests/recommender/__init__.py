@@ -1,0 +1,1 @@
+"""Tests of the ``recommender`` app, one folder per source package."""

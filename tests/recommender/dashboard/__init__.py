@@ -1,0 +1,1 @@
+"""Tests of the recommender's staff dashboard (``recommender.dashboard``)."""

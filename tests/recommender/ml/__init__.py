@@ -1,0 +1,1 @@
+"""Tests of ``recommender.ml``: no database, no Django settings (see ``tests/conftest.py``)."""

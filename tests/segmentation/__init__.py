@@ -1,0 +1,1 @@
+"""Tests of the ``segmentation`` app, one folder per source package."""

@@ -1,0 +1,1 @@
+"""Tests of the demo project ``shop``: its Celery app and its importers."""

@@ -1,0 +1,1 @@
+"""Tests of ``shop.importers``: the Online Retail reader, writer and command."""
