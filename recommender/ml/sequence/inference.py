@@ -162,7 +162,7 @@ class NumpySequenceNet:
         self.readout: str = net.readout
         self.scale: float | None = net.scale
         self.repeat: bool = bool(net.repeat)
-        self.items = _f32(items)
+        self.items = np.ascontiguousarray(items, dtype=np.float32)  # shared with the caller, not copied
         self.item_emb = _f32(net.item_emb.weight)
         self.event_emb = None if net.event_emb is None else _f32(net.event_emb.weight)
         self.time_embs = None if net.time_embs is None else [_f32(e.weight) for e in net.time_embs]
