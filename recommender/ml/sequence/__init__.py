@@ -3,6 +3,8 @@
 * :mod:`.network`: the network and the next-item distribution it gives after each prefix;
 * :mod:`.batching`: sessions as padded tensors, batches of about equal size;
 * :mod:`.training`: optimiser, epochs, validation and early stopping;
+* :mod:`.inference`: the network's forward pass in NumPy, for scoring a few histories (serving)
+  without torch's per-operator overhead;
 * :mod:`.model`: :class:`SequenceRecommender` (the :class:`~recommender.ml.base.Recommender`:
   vocabulary, hyperparameter search, continuing on new sessions, scoring, persistence) and its
   registered cells ``gru`` and ``lstm``.

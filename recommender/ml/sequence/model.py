@@ -34,11 +34,16 @@ from recommender.ml.base import ModelFileError, Recommender, register, top_k
 from recommender.ml.data import SessionData, item_counts
 from recommender.ml.datasets import validation_split
 from recommender.ml.sequence.batching import Batcher
+from recommender.ml.sequence.inference import NumpySequenceNet
 from recommender.ml.sequence.network import SequenceNet, next_item_probs, time_features
 from recommender.ml.sequence.training import Adam, Trainer, torch_settings
 
 #: score given to items the model cannot rank (never seen in training)
 UNSEEN_SCORE = np.float32(-1e9)
+
+#: batches of up to this many histories (serving) are scored by the NumPy copy of the network
+#: (:mod:`.inference`), larger ones (evaluation) by torch, which is faster from about this size
+NUMPY_MAX_BATCH = 4
 
 #: constructor parameters of earlier versions, still found in saved configs: the model's own
 #: sequential-rules mixture, which the blend's rules component made redundant
@@ -399,12 +404,18 @@ class SequenceRecommender(Recommender):
 
     # ------------------------------------------------------------------ inference
     def _cache_inference(self) -> None:
+        """What scoring reads, copied out of the network once it is trained or loaded: the output
+        item matrix (for torch and for :meth:`similar_items`) and the NumPy copy of the network."""
         with torch.inference_mode():
             self.item_matrix_ = self._net.item_matrix().detach().numpy().astype(np.float32, copy=True)
+            self._numpy_net = NumpySequenceNet(self._net, self.item_matrix_)
         self._items = torch.from_numpy(self.item_matrix_)
         self._all_active = self.n_vocab_ == self.n_items_
 
     def _encode_histories(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None):
+        """The histories as padded arrays of compact ids ``x`` ``(B, T)`` (unknown items dropped, the
+        last ``max_len`` kept), their lengths, and event types + 1, time features and segments + 1
+        (``None`` when the model does not use them)."""
         context = context or {}
         b = len(histories)
         seqs, events, tfeats = [], [], []
@@ -440,28 +451,53 @@ class SequenceRecommender(Recommender):
         if self.use_segments:
             sg = context.get("segments")
             sg = np.zeros(b, dtype=np.int64) if sg is None else np.asarray(sg, dtype=np.int64).reshape(b)
-            seg = torch.from_numpy(np.clip(sg, 0, self.n_segments - 1) + 1)
-        to = torch.from_numpy
-        return to(x), lens, None if ev is None else to(ev), None if tf is None else to(tf), seg
+            seg = np.clip(sg, 0, self.n_segments - 1) + 1
+        return x, lens, ev, tf, seg
 
     def _compact_probs(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None) -> np.ndarray:
-        """``(B, V)`` next-item probabilities over the active items; popularity for empty histories."""
+        """``(B, V)`` next-item probabilities over the active items; popularity for empty histories.
+        A few histories (a web request) go through the NumPy copy of the network, more through torch."""
         self._check_fitted()
         x, lens, ev, tf, seg = self._encode_histories(histories, context)
-        with torch.inference_mode():
-            lt = torch.from_numpy(lens.clip(min=1))
-            p, _ = next_item_probs(self._net, self._items, x, lt, ev, tf, seg, last_only=True)
-        p = p.numpy()
+        if len(histories) <= NUMPY_MAX_BATCH:
+            p = self._numpy_probs(x, lens, ev, tf, seg)
+        else:
+            p = self._torch_probs(x, lens, ev, tf, seg)
         if self.untrained_ is not None:  # no explore mass for them; a repeat of one in the history stays
-            xs = x.numpy()
             in_history = np.zeros(p.shape, dtype=bool)
-            rows, cols = np.nonzero(xs)
-            in_history[rows, xs[rows, cols] - 1] = True
+            rows, cols = np.nonzero(x)
+            in_history[rows, x[rows, cols] - 1] = True
             p[self.untrained_[None, :] & ~in_history] = 0.0
         empty = lens == 0
         if empty.any():  # no known item in the history: fall back to popularity
             p[empty] = self.popularity_ / max(float(self.popularity_.sum()), 1e-12)
         return p
+
+    def _numpy_probs(
+        self, x: np.ndarray, lens: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: np.ndarray | None
+    ) -> np.ndarray:
+        """:meth:`_compact_probs` one history at a time in NumPy (rows of empty histories stay 0)."""
+        p = np.zeros((len(x), self.n_vocab_), dtype=np.float32)
+        for r, n in enumerate(lens):
+            if n:
+                p[r] = self._numpy_net.probs(
+                    x[r, :n],
+                    None if ev is None else ev[r, :n],
+                    None if tf is None else tf[r, :n],
+                    0 if seg is None else int(seg[r]),
+                )
+        return p
+
+    def _torch_probs(
+        self, x: np.ndarray, lens: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: np.ndarray | None
+    ) -> np.ndarray:
+        """:meth:`_compact_probs` for the whole padded batch in torch."""
+        to = torch.from_numpy
+        with torch.inference_mode():
+            lt = to(lens.clip(min=1))
+            ev_t, tf_t, seg_t = (None if a is None else to(a) for a in (ev, tf, seg))
+            p, _ = next_item_probs(self._net, self._items, to(x), lt, ev_t, tf_t, seg_t, last_only=True)
+        return p.numpy()
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
         """Next-item probabilities of every item (items never seen in training: ``UNSEEN_SCORE``)."""
