@@ -22,7 +22,6 @@ cold < 10 s. Prints a markdown table and writes JSON (default
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -154,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imported {args.data.name} into {args.db} in {time.perf_counter() - t0:.0f} s (not measured)")
     result = measure(f"{args.pg_url}/{args.db}", args.redis_url, args.repeat)
     print(to_markdown(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -19,13 +19,13 @@ items.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.next_item import tune
+from benchmarks.report import write_json
 from recommender.ml.datasets import load_srgnn_folder, validation_split
 from recommender.ml.evaluation import MISS_RANK, target_ranks
 from recommender.ml.hybrid import normalise_scores, weight_grid_for
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{r['hr@20 new']:.2f} | {weights} |"
         )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"data": name, "seed": args.seed, "rows": rows}, indent=2))
+        write_json(args.json, {"data": name, "seed": args.seed, "rows": rows})
     return rows
 
 

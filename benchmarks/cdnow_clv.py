@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import write_json
 from segmentation.ml.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value, summarise_transactions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -261,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(to_markdown(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -27,7 +27,6 @@ written (default ``benchmarks/results/clv_backtest.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.cdnow_clv import default_data_dir
+from benchmarks.report import write_json
 from segmentation.ml.backtest import backtest
 from segmentation.ml.forecast import CANDIDATES, daily_log
 
@@ -209,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(to_markdown(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"goals": GOALS, "results": results}, indent=2, default=float))
+    write_json(args.out, {"goals": GOALS, "results": results}, default=float)
     print(f"wrote {args.out}")
     return 0
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import time
 from pathlib import Path
 
+from benchmarks.report import write_json
 from recommender.ml.datasets import load_srgnn_folder, validation_split
 from recommender.ml.evaluation import evaluate_next_item
 from recommender.ml.sequence import GRURecommender
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lr = f"{r['lr']:.2e}" if r["lr"] else "-"
         print(f"| {r['variant']} | {lr} | {r['hr@20']:.2f} | {r['mrr@20']:.2f} | {r['s']:.1f} |")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"data": name, "seed": args.seed, "rows": rows}, indent=2))
+        write_json(args.json, {"data": name, "seed": args.seed, "rows": rows})
     return rows
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import write_json
 from recommender.ml.datasets import load_srgnn_folder, validation_split
 from recommender.ml.evaluation import evaluate_next_item
 from recommender.ml.popularity import item_counts
@@ -324,8 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": " ".join(sys.argv),
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=float))
+        write_json(args.json, result, default=float)
     return result
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import write_json
 from recommender.ml.data import SessionData
 from recommender.ml.datasets import load_online_retail
 
@@ -197,8 +198,7 @@ def _write(path: Path | None, info: dict[str, Any], runs: dict[str, list[dict[st
         "command": " ".join(sys.argv),
     }
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, default=float))
+        write_json(path, result, default=float)
     return result
 
 

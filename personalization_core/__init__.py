@@ -8,7 +8,9 @@ Both apps depend on this package; it depends on neither. What lives here:
 * :mod:`personalization_core.locks`: the cache lock that keeps a periodic task from overlapping itself;
 * :mod:`personalization_core.pgcopy`: PostgreSQL ``COPY`` of a query into a DataFrame and of a
   DataFrame into a table;
-* :mod:`personalization_core.fields`: the strict integer query-parameter field of both apps' APIs.
+* :mod:`personalization_core.fields`: the strict integer query-parameter field of both apps' APIs;
+* :mod:`personalization_core.numbers`: :func:`~personalization_core.numbers.finite_or_none`, a value
+  as a finite float or None (run summaries, number filters).
 
 It has no models, migrations or templates, so it is not in ``INSTALLED_APPS``.
 """

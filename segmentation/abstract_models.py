@@ -54,6 +54,22 @@ class AbstractSegmentationRun(models.Model):
         return f"Segmentation as of {self.as_of:%Y-%m-%d} ({self.get_status_display()})"
 
 
+#: A membership's RFM figures and scores, in field order (the membership COPY and the API list them).
+RFM_FIELDS = ("recency_days", "frequency", "monetary", "r_score", "f_score", "m_score")
+
+#: A membership's predicted value and churn figures, in field order.
+PREDICTION_FIELDS = (
+    "p_alive",
+    "expected_purchases_90d",
+    "predicted_value_12m",
+    "overdue_gaps",
+    "churn_probability",
+    "churn_p_alive",
+    "churn_overdue",
+    "churn_risk",
+)
+
+
 class AbstractCustomerSegment(models.Model):
     """A customer's RFM figures, scores, segment, cluster and predicted value in one run.
 

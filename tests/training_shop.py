@@ -121,3 +121,23 @@ def module_shop(train: Callable[[TrainingShop], None]) -> Any:
         return shop
 
     return module_data(build, RECOMMENDER=LIGHT)
+
+
+def shop_per_test() -> Any:
+    """The function-scoped fixture over the module's ``trained_shop`` (a :func:`module_shop`): the
+    shop, with MEDIA_ROOT on the module's model files and the ``LIGHT`` settings; what a test
+    changes in the database is rolled back."""
+    import pytest
+
+    @pytest.fixture
+    def fixture(trained_shop: Any, db: Any, settings: Any) -> Any:
+        from recommender.services import versions
+
+        shop, media = trained_shop
+        settings.MEDIA_ROOT = media
+        settings.RECOMMENDER = LIGHT
+        versions.forget_loaded()
+        yield shop
+        versions.forget_loaded()
+
+    return fixture

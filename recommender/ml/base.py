@@ -136,9 +136,7 @@ class Recommender(HasParams, ABC):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        config, tensors = read_model_files(directory)
-        if config.get("model") != cls.name:
-            raise ModelFileError(f"{directory} holds a {config.get('model')!r} model, not {cls.name!r}")
+        config, tensors = read_model_files(directory, cls.name)
         try:
             model = cls.from_config(config)
             model.set_state(config, tensors)
@@ -162,8 +160,9 @@ def write_model_files(directory: str | Path, name: str, config: dict[str, Any], 
     return directory
 
 
-def read_model_files(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read ``config.json`` and ``model.safetensors``; any damage is a ModelFileError."""
+def read_model_files(directory: str | Path, model: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read ``config.json`` and ``model.safetensors``; any damage is a ModelFileError, and so is a
+    config whose model name is not ``model`` (when given)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -182,6 +181,8 @@ def read_model_files(directory: str | Path) -> tuple[dict[str, Any], dict[str, n
         raise ModelFileError(f"{directory}: no {TENSORS_FILE}") from exc
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{directory}/{TENSORS_FILE} is damaged: {exc}") from exc
+    if model is not None and config.get("model") != model:
+        raise ModelFileError(f"{directory} holds a {config.get('model')!r} model, not {model!r}")
     return config, tensors
 
 

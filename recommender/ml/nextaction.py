@@ -260,9 +260,7 @@ class NextActionModel(HasParams):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        config, tensors = read_model_files(directory)
-        if config.get("model") != cls.name:
-            raise ModelFileError(f"{directory} holds a {config.get('model')!r} model, not {cls.name!r}")
+        config, tensors = read_model_files(directory, cls.name)
         try:
             m = cls(**config["params"])
             m._net = _Net(m.n_classes, m.hidden_size, m.cell, m.dropout)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from segmentation.abstract_models import PREDICTION_FIELDS, RFM_FIELDS
 from segmentation.models import CustomerSegment, SegmentationRun
 
 
@@ -60,29 +61,7 @@ class CustomerSegmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CustomerSegment
-        fields = (
-            "id",
-            "run",
-            "user",
-            "email",
-            "guest_email",
-            "segment",
-            "cluster",
-            "recency_days",
-            "frequency",
-            "monetary",
-            "r_score",
-            "f_score",
-            "m_score",
-            "p_alive",
-            "expected_purchases_90d",
-            "predicted_value_12m",
-            "overdue_gaps",
-            "churn_probability",
-            "churn_p_alive",
-            "churn_overdue",
-            "churn_risk",
-        )
+        fields = ("id", "run", "user", "email", "guest_email", "segment", "cluster", *RFM_FIELDS, *PREDICTION_FIELDS)
 
     def get_email(self, obj: CustomerSegment) -> str:
         return getattr(obj.user, "email", "") if obj.user_id else obj.guest_email

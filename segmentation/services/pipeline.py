@@ -10,7 +10,6 @@ frame into the run's stored summary. Nothing here reads or writes the database.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from personalization_core.numbers import finite_or_none
 from segmentation.conf import app_settings
 from segmentation.ml.backtest import backtest
 from segmentation.ml.clustering import RFMClusterer
@@ -45,14 +45,6 @@ class RunResult:
     k: int | None = None
     silhouette: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def current_parameters() -> dict[str, Any]:
@@ -122,7 +114,7 @@ class Segmenter:
         sil = clusterer.silhouette_scores_.get(clusterer.n_clusters_)
         clusters = clusterer.cluster_summary_.to_dict(orient="records")
         summary["clusters"] = [{k: _json_value(v) for k, v in row.items()} for row in clusters]
-        summary["silhouette_by_k"] = {str(k): _finite_or_none(v) for k, v in clusterer.silhouette_scores_.items()}
+        summary["silhouette_by_k"] = {str(k): finite_or_none(v) for k, v in clusterer.silhouette_scores_.items()}
         summary["cluster_note"] = clusterer.degenerate_reason_ or ""
         # enough to place a new customer in a cluster (see what_if): scaling and centres
         summary["cluster_model"] = {
@@ -141,7 +133,7 @@ class Segmenter:
             "centers": np.nan_to_num(clusterer.center_coords_.astype(float)).round(4).tolist(),
             "axis_labels": list(clusterer.axis_labels_),
         }
-        return int(clusterer.n_clusters_), _finite_or_none(sil) if sil is not None else None
+        return int(clusterer.n_clusters_), finite_or_none(sil) if sil is not None else None
 
     def horizon_days(self) -> int:
         return round(self.p["clv_months"] * DAYS_PER_MONTH)
@@ -338,7 +330,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating | float):
-        return _finite_or_none(value)
+        return finite_or_none(value)
     return value
 
 
@@ -346,7 +338,7 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, np.integer | int):
         return int(v)
     if isinstance(v, np.floating | float):
-        return _finite_or_none(v)
+        return finite_or_none(v)
     if isinstance(v, np.bool_):
         return bool(v)
     return v

@@ -27,7 +27,7 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from personalization_core.pgcopy import copy_frame_to_table
-from segmentation.abstract_models import RunStatus
+from segmentation.abstract_models import PREDICTION_FIELDS, RFM_FIELDS, RunStatus
 from segmentation.conf import app_settings
 from segmentation.services.aggregation import aggregate_customers, as_of_bounds, order_day_log
 from segmentation.services.lookups import CURRENT_RUN_CACHE_KEY
@@ -46,26 +46,7 @@ class NoCustomersError(ValueError):
     """No customer has a counted order on or before the as-of date."""
 
 
-MEMBERSHIP_FIELDS = (
-    "user_id",
-    "guest_email",
-    "recency_days",
-    "frequency",
-    "monetary",
-    "r_score",
-    "f_score",
-    "m_score",
-    "segment",
-    "cluster",
-    "p_alive",
-    "expected_purchases_90d",
-    "predicted_value_12m",
-    "overdue_gaps",
-    "churn_probability",
-    "churn_p_alive",
-    "churn_overdue",
-    "churn_risk",
-)
+MEMBERSHIP_FIELDS = ("user_id", "guest_email", *RFM_FIELDS, "segment", "cluster", *PREDICTION_FIELDS)
 
 
 def _membership_frame(df: pd.DataFrame, run_id: int) -> pd.DataFrame:

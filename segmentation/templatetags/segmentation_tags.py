@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django import template
 
+from personalization_core.numbers import finite_or_none
 from segmentation.offers import offers_for_segment
 from segmentation.services.lookups import current_membership, current_segment
 
@@ -34,25 +34,17 @@ def customer_segment_panel(user: Any) -> dict[str, Any]:
     return {"membership": current_membership(user), "customer": user}
 
 
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 @register.filter
 def pct(value: Any, digits: int = 1) -> str:
     """0.123 -> "12.3%"; None or NaN -> an en dash."""
-    v = _number(value)
+    v = finite_or_none(value)
     return DASH if v is None else f"{100 * v:.{int(digits)}f}%"
 
 
 @register.filter
 def num(value: Any, digits: int = 2) -> str:
     """Thousands separators and fixed decimals; None or NaN -> an en dash."""
-    v = _number(value)
+    v = finite_or_none(value)
     return DASH if v is None else f"{v:,.{int(digits)}f}"
 
 

@@ -9,9 +9,8 @@ from django.urls import reverse
 from oscar.core.loading import get_model
 
 from recommender.abstract_models import ModelKind, VersionStatus
-from recommender.services import versions
 from recommender.services.training import train_recommenders
-from tests.training_shop import AS_OF, LIGHT, module_shop
+from tests.training_shop import AS_OF, module_shop, shop_per_test
 
 ModelVersion = get_model("recommender", "ModelVersion")
 TrainingRun = get_model("recommender", "TrainingRun")
@@ -26,15 +25,7 @@ def _train_twice(shop) -> None:
 trained_shop = module_shop(_train_twice)
 
 
-@pytest.fixture
-def trained(trained_shop, db, settings):
-    """Two runs on the shop, built once per module; what a test changes is rolled back."""
-    shop, media = trained_shop
-    settings.MEDIA_ROOT = media
-    settings.RECOMMENDER = LIGHT
-    versions.forget_loaded()
-    yield shop
-    versions.forget_loaded()
+trained = shop_per_test()
 
 
 @pytest.fixture

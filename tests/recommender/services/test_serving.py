@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -16,7 +15,7 @@ from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import serving, versions
 from recommender.services.training import train_recommenders
 from tests.helpers import add_to_basket, browser, view_product, visitor_id_of
-from tests.training_shop import AS_OF, LIGHT, module_shop
+from tests.training_shop import AS_OF, LIGHT, module_shop, shop_per_test
 
 Product = get_model("catalogue", "Product")
 ModelVersion = get_model("recommender", "ModelVersion")
@@ -32,15 +31,7 @@ def _train(shop) -> None:
 trained_shop = module_shop(_train)
 
 
-@pytest.fixture
-def shop(trained_shop, db, settings):
-    """The trained shop (built once per module); what a test changes in the database is rolled back."""
-    shop, media = trained_shop
-    settings.MEDIA_ROOT = media
-    settings.RECOMMENDER = LIGHT
-    versions.forget_loaded()
-    yield shop
-    versions.forget_loaded()
+shop = shop_per_test()
 
 
 def block_titles(html: str, placement: str) -> list[str]:
