@@ -170,17 +170,19 @@ def compare_export(url: str) -> dict[str, Any]:
 
 def shop_histories(loaded: Any, n: int = 1000, seed: int = 0) -> list[tuple[np.ndarray, dict[str, Any]]]:
     """What "for you" scores in the shop: the histories (last ``MAX_HISTORY_LENGTH`` events, as serving
-    reads them) of ``n`` people drawn at random among those with events, in the model's item index."""
+    reads them) of ``n`` people drawn at random (fixed seed) among everyone with events, customers
+    and anonymous visitors alike, in the model's item index."""
     from django.contrib.auth import get_user_model
     from oscar.core.loading import get_model
 
     from recommender.services.serving import history_for
 
     Event = get_model("recommender", "Event")
-    users = list(Event.objects.filter(user__isnull=False).values_list("user_id", flat=True).distinct()[:20000])
+    users = list(Event.objects.filter(user__isnull=False).order_by("user_id").values_list("user_id", flat=True)
+                 .distinct())  # fmt: skip
     visitors = list(
-        Event.objects.filter(user__isnull=True).exclude(visitor_id="").values_list("visitor_id", flat=True)
-        .distinct()[:20000]
+        Event.objects.filter(user__isnull=True).exclude(visitor_id="").order_by("visitor_id")
+        .values_list("visitor_id", flat=True).distinct()
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     people = [("u", u) for u in users] + [("v", v) for v in visitors]
@@ -241,7 +243,13 @@ def scoring_latency(n: int = 1000, seed: int = 0, k: int = 20) -> dict[str, Any]
             times.append(time.perf_counter() - t)
         ms = np.asarray(times) * 1000
         result[f"{name}_p50_ms"], result[f"{name}_p95_ms"] = (round(float(np.percentile(ms, q)), 2) for q in (50, 95))
-        result[f"{name}_median_length"] = float(np.median([len(h) for h, _ in cases]))
+        lengths = np.asarray([len(h) for h, _ in cases])
+        result[f"{name}_median_length"] = float(np.median(lengths))
+        for low, high in ((1, 10), (11, 30), (31, 50)):  # by history length: the cost grows with it
+            inside = (lengths >= low) & (lengths <= high)
+            if inside.any():
+                result[f"{name}_p50_ms_length_{low}_{high}"] = round(float(np.percentile(ms[inside], 50)), 2)
+                result[f"{name}_share_length_{low}_{high}"] = round(float(inside.mean()), 3)
     return result
 
 

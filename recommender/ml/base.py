@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -94,6 +94,23 @@ class Recommender(HasParams, ABC):
         carries optional per-history side information (``"event_types"``,
         ``"timestamps"``, ``"segments"``) for models that use it; others ignore it.
         """
+
+    def stack_key(self) -> Hashable | None:
+        """Models of one class with the same key (not None) can be scored together by
+        :meth:`stacked_scorer`, e.g. copies of one network trained with different seeds."""
+        return None
+
+    @classmethod
+    def stacked_scorer(
+        cls, models: Sequence[Recommender]
+    ) -> Callable[[Sequence[np.ndarray], dict[str, Any] | None], list[np.ndarray]]:
+        """A function scoring histories with each of ``models`` (``[m.score_batch(...) for m in
+        models]``); a class whose copies can share the work overrides it."""
+
+        def score(histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> list[np.ndarray]:
+            return [m.score_batch(histories, context) for m in models]
+
+        return score
 
     def recommend(
         self,

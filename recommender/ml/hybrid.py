@@ -159,11 +159,26 @@ class HybridRecommender(Recommender):
 
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
         total = np.zeros((len(histories), self.n_items_), dtype=np.float32)
-        for weight, model in zip(self.weights_, self.models_, strict=True):
-            if weight == 0:
-                continue
-            total += np.float32(weight) * normalise_scores(model.score_batch(histories, context), self.normalise)
+        for indices, scorer in self._scorers():
+            for i, scores in zip(indices, scorer(histories, context), strict=True):
+                total += np.float32(self.weights_[i]) * normalise_scores(scores, self.normalise)
         return total
+
+    def _scorers(self) -> list[tuple[list[int], Any]]:
+        """The components of non-zero weight, copies of one model grouped (see
+        :meth:`~recommender.ml.base.Recommender.stack_key`), each group with its scorer; made on
+        first use after ``fit`` or loading."""
+        made = getattr(self, "_made_scorers", None)
+        if made is None or made[0] is not self.models_ or made[1] != self.weights_:
+            groups: dict[Any, list[int]] = {}
+            for i, (weight, model) in enumerate(zip(self.weights_, self.models_, strict=True)):
+                if weight:
+                    key = model.stack_key()
+                    groups.setdefault(("alone", i) if key is None else key, []).append(i)
+            scorers = [(idx, type(self.models_[idx[0]]).stacked_scorer([self.models_[i] for i in idx]))
+                       for idx in groups.values()]  # fmt: skip
+            made = self._made_scorers = (self.models_, list(self.weights_), scorers)
+        return made[2]
 
     def get_config(self) -> dict[str, Any]:
         return {

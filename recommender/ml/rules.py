@@ -109,22 +109,23 @@ class SequentialRulesRecommender(Recommender):
 DENSE_LOOKUP_CELLS = 1 << 20
 
 
-def position_weights(length: int, weighting: str) -> np.ndarray:
-    """Weight of each position of the current session (oldest first), per V-SKNN.
+def position_weights(length: int, weighting: str) -> tuple[np.ndarray, float]:
+    """Weight of each position of the current session (oldest first), per V-SKNN, as whole-number
+    numerators and their common denominator (so that a sum of weights is exact in any order).
 
     ``"div"``: ``p / L`` (p = 1-based position), ``"linear"``: ``max(0, 1 - 0.1 * (L - p))``,
     ``"same"``: 1 everywhere.
     """
     p = np.arange(1, length + 1, dtype=np.float64)
     if weighting == "div":
-        w = p / max(length, 1)
+        numerators, denominator = p, float(max(length, 1))
     elif weighting == "linear":
-        w = np.maximum(0.0, 1.0 - 0.1 * (length - p))
+        numerators, denominator = np.maximum(0.0, 10.0 - (length - p)), 10.0
     elif weighting == "same":
-        w = np.ones(length)
+        numerators, denominator = np.ones(length), 1.0
     else:
         raise ValueError(f"unknown weighting {weighting!r}")
-    return w.astype(np.float32)
+    return numerators.astype(np.float32), denominator
 
 
 def step_weights(steps: np.ndarray, weighting_score: str) -> np.ndarray:
@@ -234,10 +235,12 @@ class VSKNNRecommender(Recommender):
     def neighbours(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Batch x training-session matrix holding the similarity of the ``k`` nearest sessions."""
         weights = [position_weights(len(h), self.weighting) for h in histories]
-        q = history_matrix(histories, self.n_items_, weights)
-        sims = (q @ self._recent_item_sessions).tocsr()  # B x sessions, "vec" similarity
+        q = history_matrix(histories, self.n_items_, [numerators for numerators, _ in weights])
+        sims = (q @ self._recent_item_sessions).tocsr()  # B x sessions, "vec" similarity (numerators)
         sims.sum_duplicates()
         sims.sort_indices()
+        denominators = np.asarray([denominator for _, denominator in weights])
+        sims.data = (sims.data / np.repeat(denominators, np.diff(sims.indptr))).astype(np.float32)
         # sample: the sample_size most recent candidate sessions = smallest session indices
         if sims.nnz and np.diff(sims.indptr).max() > self.sample_size:
             keep = row_ranks(sims.indptr, np.arange(sims.nnz)) < self.sample_size
@@ -254,9 +257,10 @@ class VSKNNRecommender(Recommender):
     def _neighbours_one(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What :meth:`neighbours` finds for a batch of one history, without sparse matrices (the
         sparse product, its index sorting and top-n cost about 1.3 ms per web request): the ``k``
-        nearest sessions in increasing order and their similarities, summed in the same order
-        (items in increasing order, float32) as the sparse product sums them."""
-        weights = position_weights(len(history), self.weighting)
+        nearest sessions in increasing order and their similarities. The similarities are sums of
+        whole numbers (position numerators), exact in any order, divided once: the same bits as
+        the sparse product gives."""
+        weights, denominator = position_weights(len(history), self.weighting)
         ok = (history >= 0) & (history < self.n_items_)
         items, weights = history[ok], weights[ok]
         order = np.lexsort((-weights, items))  # by item; an item repeated keeps its largest weight
@@ -284,13 +288,7 @@ class VSKNNRecommender(Recommender):
         if len(start) > self.sample_size:  # the sample_size most recent (smallest indices)
             votes = votes[: start[self.sample_size]]
             start = start[: self.sample_size]
-        # summed one item after another in float32, as the sparse product sums (np.add.reduceat
-        # sums pairwise and may differ in the last bit, which can reorder tied neighbours)
-        counts = np.diff(np.append(start, len(votes)))
-        sims = votes[start]
-        for depth in range(1, int(counts.max())):
-            more = counts > depth
-            sims[more] += votes[start[more] + depth]
+        sims = (np.add.reduceat(votes.astype(np.float64), start) / denominator).astype(np.float32)
         sessions = sessions[start]
         if self.normalize and len(sessions):
             hist_len = np.float32(max(len(np.unique(history)), 1))

@@ -26,9 +26,8 @@ shares its per-operator cost across the batch (it is faster from about 6-8 histo
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -80,20 +79,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax of a vector, in place."""
-    x -= x.max()
-    np.exp(x, out=x)
-    x /= x.sum()
-    return x
-
-
 @dataclass(frozen=True)
 class RecurrentLayer:
-    """One GRU or LSTM layer: ``w_in`` ``(in, G*H)`` and ``w_hid`` ``(H, G*H)`` transposed, the input
-    bias ``b_in`` holding every bias that can be added before the step loop, and for the GRU the
-    hidden bias of the candidate gate ``b_hid_n`` (inside the reset gate's product). LSTM gates are
-    reordered to input, forget, output, cell (the three sigmoid gates first)."""
+    """One GRU or LSTM layer of ``N`` networks of the same shape (stacked on a leading axis, so
+    that copies of one network step through a history together, each NumPy call serving all
+    of them): ``w_in`` ``(N, in, G*H)`` and ``w_hid`` ``(N, H, G*H)`` transposed, the input bias
+    ``b_in`` ``(N, 1, G*H)`` holding every bias that can be added before the step loop, and for
+    the GRU the hidden bias of the candidate gate ``b_hid_n`` ``(N, H)`` (inside the reset gate's
+    product). LSTM gates are reordered to input, forget, output, cell (the three sigmoid gates first)."""
 
     cell: str
     w_in: np.ndarray
@@ -102,93 +95,138 @@ class RecurrentLayer:
     b_hid_n: np.ndarray | None
 
     @classmethod
-    def from_torch(cls, rnn: Any, layer: int) -> RecurrentLayer:
-        """Layer ``layer`` of an ``nn.GRU`` / ``nn.LSTM`` (PyTorch gate order: GRU r, z, n; LSTM i, f, g, o)."""
-        w_ih, w_hh = _f32(getattr(rnn, f"weight_ih_l{layer}")), _f32(getattr(rnn, f"weight_hh_l{layer}"))
-        b_ih, b_hh = _f32(getattr(rnn, f"bias_ih_l{layer}")), _f32(getattr(rnn, f"bias_hh_l{layer}"))
-        h = w_hh.shape[1]
-        if type(rnn).__name__ == "GRU":
-            b_in = b_ih.copy()
-            b_in[: 2 * h] += b_hh[: 2 * h]  # r and z add both biases; n keeps b_hn inside r * (...)
-            return cls("gru", _f32(w_ih.T), _f32(w_hh.T), b_in, b_hh[2 * h :].copy())
-        order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]  # i, f, g, o -> i, f, o, g
-        return cls("lstm", _f32(w_ih[order].T), _f32(w_hh[order].T), (b_ih + b_hh)[order], None)
+    def from_torch(cls, rnns: Sequence[Any], layer: int) -> RecurrentLayer:
+        """Layer ``layer`` of each of the ``nn.GRU`` / ``nn.LSTM`` ``rnns`` (PyTorch gate order:
+        GRU r, z, n; LSTM i, f, g, o)."""
+        parts = []
+        for rnn in rnns:
+            w_ih, w_hh = _f32(getattr(rnn, f"weight_ih_l{layer}")), _f32(getattr(rnn, f"weight_hh_l{layer}"))
+            b_ih, b_hh = _f32(getattr(rnn, f"bias_ih_l{layer}")), _f32(getattr(rnn, f"bias_hh_l{layer}"))
+            h = w_hh.shape[1]
+            if type(rnn).__name__ == "GRU":
+                b_in = b_ih.copy()
+                b_in[: 2 * h] += b_hh[: 2 * h]  # r and z add both biases; n keeps b_hn inside r * (...)
+                parts.append(("gru", w_ih.T, w_hh.T, b_in, b_hh[2 * h :]))
+            else:
+                order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]  # i, f, g, o -> i, f, o, g
+                parts.append(("lstm", w_ih[order].T, w_hh[order].T, (b_ih + b_hh)[order], None))
+        cell = parts[0][0]
+        b_hid_n = None if cell == "lstm" else _stack([part[4] for part in parts])
+        return cls(cell, *(_stack([part[k] for part in parts]) for k in (1, 2)),
+                   _stack([part[3] for part in parts])[:, None, :], b_hid_n)  # fmt: skip
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Hidden states ``(T, H)`` over the inputs ``x`` ``(T, in)``, from a zero state."""
+        """Hidden states ``(N, T, H)`` over the inputs ``x`` ``(N, T, in)``, from a zero state."""
         gates_in = x @ self.w_in
         gates_in += self.b_in
         return self._gru(gates_in) if self.cell == "gru" else self._lstm(gates_in)
 
     def _gru(self, gates_in: np.ndarray) -> np.ndarray:
-        h_size = self.w_hid.shape[0]
-        out = np.empty((len(gates_in), h_size), dtype=np.float32)
-        h = np.zeros(h_size, dtype=np.float32)
-        for t, gi in enumerate(gates_in):
-            gh = h @ self.w_hid
-            rz = _sigmoid(gi[: 2 * h_size] + gh[: 2 * h_size])
-            gh_n = gh[2 * h_size :]
+        # every step writes into buffers made once (views of them included): a step is a dozen
+        # NumPy calls on 100-300 numbers, so the calls and allocations are the cost, not the sums
+        n_nets, steps, _ = gates_in.shape
+        h_size = self.w_hid.shape[1]
+        gi_rz = np.ascontiguousarray(gates_in[:, :, : 2 * h_size].transpose(1, 0, 2))  # (T, N, 2H)
+        gi_n = np.ascontiguousarray(gates_in[:, :, 2 * h_size :].transpose(1, 0, 2))  # (T, N, H)
+        out = np.empty((steps, n_nets, h_size), dtype=np.float32)
+        gh = np.empty((n_nets, 1, 3 * h_size), dtype=np.float32)
+        gh_rz, gh_n = gh[:, 0, : 2 * h_size], gh[:, 0, 2 * h_size :]
+        rz = np.empty((n_nets, 2 * h_size), dtype=np.float32)
+        r, z = rz[:, :h_size], rz[:, h_size:]
+        diff = np.empty((n_nets, h_size), dtype=np.float32)
+        h = np.zeros((n_nets, h_size), dtype=np.float32)
+        for t in range(steps):
+            np.matmul(h[:, None], self.w_hid, out=gh)
+            _sigmoid(np.add(gi_rz[t], gh_rz, out=rz))
             gh_n += self.b_hid_n
-            gh_n *= rz[:h_size]
-            gh_n += gi[2 * h_size :]
+            gh_n *= r
+            gh_n += gi_n[t]
             n = np.tanh(gh_n, out=gh_n)
-            h = np.add(n, rz[h_size:] * (h - n), out=out[t])  # (1 - z) * n + z * h
-        return out
+            np.subtract(h, n, out=diff)
+            diff *= z
+            h = np.add(n, diff, out=out[t])  # (1 - z) * n + z * h
+        return out.transpose(1, 0, 2)
 
     def _lstm(self, gates_in: np.ndarray) -> np.ndarray:
-        h_size = self.w_hid.shape[0]
-        out = np.empty((len(gates_in), h_size), dtype=np.float32)
-        h = np.zeros(h_size, dtype=np.float32)
-        c = np.zeros(h_size, dtype=np.float32)
-        for t, gi in enumerate(gates_in):
-            gates = h @ self.w_hid
-            gates += gi
-            ifo = _sigmoid(gates[: 3 * h_size])
-            g = np.tanh(gates[3 * h_size :])
-            c *= ifo[h_size : 2 * h_size]
-            c += ifo[:h_size] * g
-            h = np.multiply(np.tanh(c), ifo[2 * h_size :], out=out[t])
+        n_nets, steps, _ = gates_in.shape
+        h_size = self.w_hid.shape[1]
+        out = np.empty((n_nets, steps, h_size), dtype=np.float32)
+        h = np.zeros((n_nets, 1, h_size), dtype=np.float32)
+        c = np.zeros((n_nets, h_size), dtype=np.float32)
+        for t in range(steps):
+            gates = (h @ self.w_hid)[:, 0]
+            gates += gates_in[:, t]
+            ifo = _sigmoid(gates[:, : 3 * h_size])
+            g = np.tanh(gates[:, 3 * h_size :])
+            c *= ifo[:, h_size : 2 * h_size]
+            c += ifo[:, :h_size] * g
+            h = np.multiply(np.tanh(c), ifo[:, 2 * h_size :], out=out[:, t])[:, None]
         return out
+
+
+def _stack(arrays: Sequence[Any]) -> np.ndarray:
+    """Arrays or tensors of one shape as one float32, C-contiguous ``(N, ...)`` array."""
+    return np.ascontiguousarray(np.stack([_f32(a) for a in arrays]), dtype=np.float32)
+
+
+def _row_softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax of each row of ``x`` ``(N, K)``, in place."""
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
 
 
 class NumpySequenceNet:
-    """A fitted :class:`~recommender.ml.sequence.network.SequenceNet` in eval mode, as NumPy arrays.
+    """Fitted :class:`~recommender.ml.sequence.network.SequenceNet` s in eval mode, as NumPy arrays.
 
-    ``items`` is the ``(V, d)`` output item matrix (``net.item_matrix()``: the tied or separate
-    output embeddings, normalised when the scores are scaled cosines).
+    ``items`` is each network's ``(V, d)`` output item matrix (``net.item_matrix()``: the tied or
+    separate output embeddings, normalised when the scores are scaled cosines). Several networks
+    of one configuration (the blend's copies, trained with different seeds) are stacked: one
+    forward pass scores a history with all of them for little more than the cost of one, since
+    the per-call overhead of the small NumPy operations, not the arithmetic, is most of the time.
     """
 
-    def __init__(self, net: Any, items: np.ndarray) -> None:
-        self.readout: str = net.readout
-        self.scale: float | None = net.scale
-        self.repeat: bool = bool(net.repeat)
-        self.items = np.ascontiguousarray(items, dtype=np.float32)  # shared with the caller, not copied
-        self.item_emb = _f32(net.item_emb.weight)
-        self.event_emb = None if net.event_emb is None else _f32(net.event_emb.weight)
-        self.time_embs = None if net.time_embs is None else [_f32(e.weight) for e in net.time_embs]
-        self.segment_emb = None if net.segment_emb is None else _f32(net.segment_emb.weight)
-        self.layers = [RecurrentLayer.from_torch(net.rnn, k) for k in range(net.rnn.num_layers)]
+    def __init__(self, nets: Any | Sequence[Any], items: np.ndarray | Sequence[np.ndarray]) -> None:
+        nets, items = (list(nets), list(items)) if isinstance(nets, list | tuple) else ([nets], [items])
+        first = nets[0]
+        if any(not same_architecture(first, net) for net in nets[1:]):
+            raise ValueError("only networks of one configuration can be stacked")
+        self.readout: str = first.readout
+        self.scale: float | None = first.scale
+        self.repeat: bool = bool(first.repeat)
+        self.items = _stack(items)
+        self.item_emb = _stack([net.item_emb.weight for net in nets])
+        self.event_emb = None if first.event_emb is None else _stack([net.event_emb.weight for net in nets])
+        self.time_embs = None
+        if first.time_embs is not None:
+            self.time_embs = [_stack([net.time_embs[k].weight for net in nets]) for k in range(len(first.time_embs))]
+        self.segment_emb = None if first.segment_emb is None else _stack([net.segment_emb.weight for net in nets])
+        self.layers = [RecurrentLayer.from_torch([net.rnn for net in nets], k) for k in range(first.rnn.num_layers)]
         if self.readout == "attention":
-            self.att_q, self.att_k = _f32(net.att_q.weight.T), _f32(net.att_k.weight.T)
-            self.att_v = _f32(net.att_v.weight[0])
-        self.proj = _f32(net.proj.weight.T)
+            self.att_q = _stack([net.att_q.weight.T for net in nets])
+            self.att_k = _stack([net.att_k.weight.T for net in nets])
+            self.att_v = _stack([net.att_v.weight[0] for net in nets])[:, :, None]
+        self.proj = _stack([net.proj.weight.T for net in nets])
         if self.repeat:
-            self.rep_q, self.rep_k = _f32(net.rep_q.weight.T), _f32(net.rep_k.weight.T)
-            self.rep_v = _f32(net.rep_v.weight[0])
-            self.rep_gate_w, self.rep_gate_b = _f32(net.rep_gate.weight[0]), float(_f32(net.rep_gate.bias)[0])
+            self.rep_q = _stack([net.rep_q.weight.T for net in nets])
+            self.rep_k = _stack([net.rep_k.weight.T for net in nets])
+            self.rep_v = _stack([net.rep_v.weight[0] for net in nets])[:, :, None]
+            self.rep_gate_w = _stack([net.rep_gate.weight[0] for net in nets])
+            self.rep_gate_b = _stack([net.rep_gate.bias for net in nets])[:, 0]
 
     def encode(self, x: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: int) -> np.ndarray:
-        """Hidden states ``(T, H)`` of the last layer over one history of compact ids ``x`` ``(T,)``
-        (0 = unknown), with event types + 1 ``(T,)``, time features ``(T, 4)`` and segment + 1
-        (each 0 / ``None`` when absent)."""
-        e = self.item_emb[x]
+        """Hidden states ``(N, T, H)`` of each network's last layer over one history of compact ids
+        ``x`` ``(T,)`` (0 = unknown), with event types + 1 ``(T,)``, time features ``(T, 4)`` and
+        segment + 1 (each 0 / ``None`` when absent)."""
+        e = self.item_emb[:, x]
         if self.event_emb is not None and ev is not None:
-            e += self.event_emb[ev]
+            e += self.event_emb[:, ev]
         if self.time_embs is not None and tf is not None:
             for k, emb in enumerate(self.time_embs):
-                e += emb[tf[:, k]]
+                e += emb[:, tf[:, k]]
         if self.segment_emb is not None and seg:
-            e += self.segment_emb[seg]
+            e += self.segment_emb[:, seg][:, None, :]
         for layer in self.layers:
             e = layer.run(e)
         return e
@@ -196,28 +234,42 @@ class NumpySequenceNet:
     def probs(
         self, x: np.ndarray, ev: np.ndarray | None = None, tf: np.ndarray | None = None, seg: int = 0
     ) -> np.ndarray:
-        """Next-item probabilities ``(V,)`` after the whole history ``x`` (at least one event; see
-        :meth:`encode` for the inputs)."""
+        """Each network's next-item probabilities ``(N, V)`` after the whole history ``x`` (at least
+        one event; see :meth:`encode` for the inputs)."""
         with single_threaded_blas():
             return self._probs(x, ev, tf, seg)
 
     def _probs(self, x: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: int) -> np.ndarray:
-        hs = self.encode(x, ev, tf, seg)
-        last = hs[-1]
+        hs = self.encode(x, ev, tf, seg)  # (N, T, H)
+        last = hs[:, -1:]  # (N, 1, H)
         if self.readout == "last":
             feats = last
         else:  # NARM: attention of the last state over all states
-            alpha = _sigmoid(hs @ self.att_k + last @ self.att_q) @ self.att_v
-            feats = np.concatenate([last, alpha @ hs])
-        r = feats @ self.proj
+            alpha = _sigmoid(hs @ self.att_k + last @ self.att_q) @ self.att_v  # (N, T, 1)
+            feats = np.concatenate([last, alpha.transpose(0, 2, 1) @ hs], axis=2)
+        r = feats @ self.proj  # (N, 1, D)
         if self.scale:  # F.normalize(r) * scale
-            r *= self.scale / max(float(np.sqrt(r @ r)), 1e-12)
-        p = _softmax(self.items @ r)
+            r *= self.scale / np.maximum(np.sqrt((r * r).sum(axis=2, keepdims=True)), 1e-12)
+        p = _row_softmax((r @ self.items.transpose(0, 2, 1))[:, 0])  # (N, V)
         if self.repeat:  # (1 - g) * softmax + g * attention over the history's own known items
-            g = 0.5 * math.tanh(0.5 * (float(feats @ self.rep_gate_w) + self.rep_gate_b)) + 0.5
-            p *= np.float32(1.0 - g)
+            g = _sigmoid((feats[:, 0] * self.rep_gate_w).sum(axis=1) + self.rep_gate_b)[:, None]  # (N, 1)
+            p *= 1.0 - g
             known = x > 0
             if known.any():
-                e = np.tanh(hs[known] @ self.rep_k + last @ self.rep_q) @ self.rep_v
-                np.add.at(p, x[known] - 1, _softmax(e) * np.float32(g))
+                e = (np.tanh(hs[:, known] @ self.rep_k + last @ self.rep_q) @ self.rep_v)[:, :, 0]  # (N, K)
+                w = _row_softmax(e) * g
+                n_nets, n_vocab = p.shape
+                cells = (np.arange(n_nets)[:, None] * n_vocab + (x[known] - 1)[None, :]).ravel()
+                np.add.at(p.reshape(-1), cells, w.ravel())
         return p
+
+
+def same_architecture(a: Any, b: Any) -> bool:
+    """True when two :class:`~recommender.ml.sequence.network.SequenceNet` s have the same
+    configuration and parameter shapes (so that they can be stacked)."""
+    if (a.readout, a.scale, bool(a.repeat), type(a.rnn), a.rnn.num_layers) != (
+        b.readout, b.scale, bool(b.repeat), type(b.rnn), b.rnn.num_layers
+    ):  # fmt: skip
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)

@@ -189,6 +189,34 @@ def test_vsknn_recent_index_finds_the_same_neighbours(weighting: str, monkeypatc
     np.testing.assert_array_equal(fast, model.score_batch(histories))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.integers(1, 15),
+    sample_size=st.integers(1, 30),
+    options=st.sampled_from(
+        [
+            {},
+            {"normalize": True},
+            {"weighting": "linear", "item_decay": 2.0},
+            {"idf": True, "weighting_score": "linear"},
+            {"weighting": "same"},
+        ]
+    ),
+)
+def test_vsknn_scores_one_history_as_in_a_batch(seed: int, k: int, sample_size: int, options: dict) -> None:
+    """One history (a web request) is scored without sparse matrices: bit for bit what the batch
+    path gives it, with unknown items, repeats, empty histories and tied neighbours."""
+    rng = np.random.default_rng(seed)
+    n_items = int(rng.integers(3, 40))
+    sessions = [rng.integers(0, n_items, rng.integers(1, 9)) for _ in range(int(rng.integers(5, 300)))]
+    model = VSKNNRecommender(k=k, sample_size=sample_size, **options).fit(SessionData(sessions, n_items))
+    histories = [rng.integers(-2, n_items + 2, rng.integers(0, 25)) for _ in range(5)]
+    batch = model.score_batch([*histories, np.asarray([0])])
+    for i, history in enumerate(histories):
+        np.testing.assert_array_equal(model.score_batch([history])[0], batch[i])
+
+
 def test_itemknn_similar_items(data: SessionData) -> None:
     model = ItemKNNRecommender().fit(data)
     idx, _ = model.similar_items(4, k=2)

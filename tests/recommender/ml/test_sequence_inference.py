@@ -62,7 +62,7 @@ def test_numpy_net_matches_torch(cell: str, num_layers: int, readout: str, repea
     with torch.inference_mode():
         want, _ = next_item_probs(net, items, to(x), to(lens), to(ev), to(tf), to(seg), last_only=True)
     for r, n in enumerate(lens):
-        assert_close(fast.probs(x[r, :n], ev[r, :n], tf[r, :n], int(seg[r])), want[r].numpy())
+        assert_close(fast.probs(x[r, :n], ev[r, :n], tf[r, :n], int(seg[r]))[0], want[r].numpy())
 
 
 def histories(rng: np.random.Generator) -> list[np.ndarray]:
@@ -146,3 +146,49 @@ def test_concurrent_scoring_restores_blas_threads() -> None:
         for t in threads:
             t.join()
         assert not errors and blas_threads() == before
+
+
+@pytest.mark.parametrize(("cell", "readout", "repeat", "inputs"),
+                         [("gru", "attention", True, "events, time, segments"), ("gru", "last", False, "tied, scaled"),
+                          ("lstm", "attention", True, "separate output, dot product")])  # fmt: skip
+def test_stacked_networks_score_as_each_alone(cell: str, readout: str, repeat: bool, inputs: str) -> None:
+    """Three networks of one configuration stacked: each row is what that network alone gives."""
+    nets, items = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = SequenceNet(V, cell, 8, 6, 1, 0.0, 0.0, readout, repeat=repeat, **INPUTS[inputs]).eval()
+        with torch.inference_mode():
+            items.append(net.item_matrix().detach().numpy())
+        nets.append(net)
+    stacked = NumpySequenceNet(nets, items)
+    x, lens, ev, tf, seg = random_batch(np.random.default_rng(7), 5, with_unknown=True)
+    for r, n in enumerate(lens):
+        args = (x[r, :n], ev[r, :n], tf[r, :n], int(seg[r]))
+        together = stacked.probs(*args)
+        for k, net in enumerate(nets):
+            assert_close(together[k], NumpySequenceNet(net, items[k]).probs(*args)[0])
+    other = SequenceNet(V, cell, 8, 7, 1, 0.0, 0.0, readout, repeat=repeat, **INPUTS[inputs]).eval()
+    with pytest.raises(ValueError, match="one configuration"):
+        NumpySequenceNet([nets[0], other], [items[0], other.item_matrix().detach().numpy()])
+
+
+def test_blend_scores_its_network_copies_together(monkeypatch) -> None:
+    """A blend's two GRUs (same configuration, different seeds) share one stacked forward pass for a
+    web request, with the scores each gives alone; a network of another size is scored alone."""
+    from recommender.ml.hybrid import BlendRecommender, normalise_scores
+
+    data = chains(60)
+    gru = TINY | {"epochs": 1}
+    blend = BlendRecommender(components=[["gru", gru], ["gru", gru], ["gru", gru | {"hidden_size": 8}], ["sr", {}]],
+                             weights=[1.0, 0.5, 0.25, 0.25], weight_grid=None, seed=0).fit(data)  # fmt: skip
+    assert [idx for idx, _ in blend._scorers()] == [[0, 1], [2], [3]]
+    calls = []
+    monkeypatch.setattr(NumpySequenceNet, "probs", lambda self, *a: calls.append(len(self.item_emb)) or
+                        NumpySequenceNet._probs(self, *a))  # fmt: skip
+    rng = np.random.default_rng(3)
+    for h in histories(rng):
+        got = blend.score_batch([h])
+        want = sum(np.float32(w) * normalise_scores(m.score_batch([h]), "sum")
+                   for w, m in zip(blend.weights_, blend.models_, strict=True))  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert 2 in calls  # the copies went through one stacked pass
