@@ -579,9 +579,16 @@ def _candidates(
 
 
 def _title(pid: int, ctx: Context) -> str:
+    """The title a reason names ("Because you viewed X"), shared by every visitor under the
+    catalogue generation (a renamed product gets a new key)."""
     if pid not in ctx.titles:
-        Product = get_model("catalogue", "Product")
-        ctx.titles[pid] = (Product.objects.filter(pk=pid).values_list("title", flat=True).first() or "").strip()
+        key = f"recommender:title:{catalogue_generation()}:{pid}"
+        title = shared_get_many([key]).get(key)
+        if title is None:
+            Product = get_model("catalogue", "Product")
+            title = (Product.objects.filter(pk=pid).values_list("title", flat=True).first() or "").strip()
+            shared_set_many({key: title}, app_settings.CARD_CACHE_SECONDS or app_settings.BLOCK_CACHE_SECONDS)
+        ctx.titles[pid] = title
     return ctx.titles[pid]
 
 

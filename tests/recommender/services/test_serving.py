@@ -52,6 +52,13 @@ def test_for_you_follows_what_the_visitor_just_viewed(shop):
     assert second != first and "Product 13" in second[:2]
     reasons = re.findall(r"recommendation-reason[^>]*>([^<]+)<", client.get(CATALOGUE).content.decode())
     assert "Because you viewed Product 12" in reasons
+    # the title in the reason is shared by everyone until the product changes
+    renamed = shop.products[12]
+    renamed.title = "Product 12, renamed"
+    renamed.save()
+    view_product(client, shop.products[12])
+    reasons = re.findall(r"recommendation-reason[^>]*>([^<]+)<", client.get(CATALOGUE).content.decode())
+    assert "Because you viewed Product 12, renamed" in reasons
 
 
 def test_a_new_visitor_sees_trending_and_best_sellers(shop):
