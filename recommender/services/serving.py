@@ -760,15 +760,21 @@ RUNGS: dict[str, Callable[[Context, int], list[Candidate]]] = {
 
 def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit: int, strategy: Any,
            exclude: set[int], memo: dict[str, Any]) -> list[Item]:  # fmt: skip
-    """The first ``limit`` candidates that pass the rules, judged on cached product facts."""
+    """The first ``limit`` candidates that pass the rules, judged on cached product facts, which are
+    looked up a chunk at a time (the candidates are over-fetched for the rules' sake, and most of
+    them usually pass: a product never judged before costs a database fetch)."""
     wanted = [c for c in candidates if c.product_id not in exclude]
     if not wanted:
         return []
-    facts = product_facts([c.product_id for c in wanted], strategy, memo)
     per_category: dict[int, int] = {}
     cap = app_settings.MAX_PER_CATEGORY
     items: list[Item] = []
-    for cand in wanted:
+    facts: dict[int, tuple[bool, int | None]] = {}
+    judged = 0
+    for n, cand in enumerate(wanted):
+        if n == judged:  # the next chunk: 1.5 times the limit first, then twice what is missing
+            judged += max(2 * (limit - len(items)), 4) if n else limit + limit // 2 + 1
+            facts.update(product_facts([c.product_id for c in wanted[n:judged]], strategy, memo))
         fact = facts.get(cand.product_id)
         if not fact or not fact[0]:
             continue
