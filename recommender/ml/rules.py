@@ -35,22 +35,25 @@ from recommender.ml.data import SessionData
 
 def transition_rules(sessions: Sequence[np.ndarray], n_items: int, window: int = 10) -> sp.csr_matrix:
     """Sparse ``(n_items, n_items)`` matrix: ``rules[a, b] += 1 / gap`` for ``b`` following ``a`` within ``window``."""
-    seqs = [np.asarray(s, dtype=np.int64) for s in sessions if len(s) > 1]
+    seqs = [s for s in sessions if len(s) > 1]
     if not seqs:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    items = np.concatenate(seqs)
-    sid = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
-    rows, cols, vals = [], [], []
+    index = np.int32 if n_items <= np.iinfo(np.int32).max else np.int64
+    items = np.concatenate(seqs).astype(index, copy=False)
+    sid = np.repeat(np.arange(len(seqs), dtype=np.int32), [len(s) for s in seqs])
+    # one gap at a time: its pair counts as a sparse matrix, added (times 1 / gap, in float64) to the
+    # sum; memory stays about that of the result instead of every (row, col, value) triple of all gaps
+    total = sp.csr_matrix((n_items, n_items), dtype=np.float64)
     for gap in range(1, window + 1):
         same = sid[:-gap] == sid[gap:]
         if not same.any():
             break
-        rows.append(items[:-gap][same])
-        cols.append(items[gap:][same])
-        vals.append(np.full(int(same.sum()), 1.0 / gap, dtype=np.float32))
-    m = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items), dtype=np.float32
-    )
+        rows, cols = items[:-gap][same], items[gap:][same]
+        counts = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_items, n_items))  # duplicates summed
+        del rows, cols, same
+        total = total + counts * (1.0 / gap)
+        del counts
+    m = total.astype(np.float32)
     m.sum_duplicates()
     return m
 
@@ -107,6 +110,10 @@ class SequentialRulesRecommender(Recommender):
 
 #: V-SKNN looks up history positions in a dense (histories x items) array up to this size
 DENSE_LOOKUP_CELLS = 1 << 20
+#: V-SKNN scores larger batches this many histories at a time: the candidate sessions of a history
+#: (up to ``sample_size`` per history item) make its sparse intermediates large (about 400 MB for 1,024
+#: histories of 50 items), and the rows are independent (the same scores, less memory)
+SCORE_CHUNK = 256
 
 
 def position_weights(length: int, weighting: str) -> tuple[np.ndarray, float]:
@@ -302,6 +309,11 @@ class VSKNNRecommender(Recommender):
     def score_batch(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None = None) -> np.ndarray:
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
         n_b, n_items = len(histories), self.n_items_
+        if n_b > SCORE_CHUNK:
+            out = np.empty((n_b, n_items), dtype=np.float32)
+            for a in range(0, n_b, SCORE_CHUNK):
+                out[a : a + SCORE_CHUNK] = self.score_batch(histories[a : a + SCORE_CHUNK])
+            return out
         if n_b == 1:  # serving: one history, without sparse matrices
             pair_s, pair_sim = self._neighbours_one(histories[0])
             pair_b = np.zeros(len(pair_s), dtype=np.int64)

@@ -22,6 +22,8 @@ time that is left.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import inspect
 import json
@@ -295,6 +297,28 @@ def gate(metrics: dict[str, Any]) -> tuple[bool, str]:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None  # glibc only
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc() if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    """Collect garbage and hand the C heap's free pages back to the system (glibc ``malloc_trim``).
+
+    The steps of a run free hundreds of megabytes of arrays of every size; glibc keeps the freed
+    pages of its heaps resident (between live blocks), so without this each step starts higher and
+    the run's peak grows step by step (about 300 MB on a shop of 1.5 million events)."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -381,6 +405,7 @@ def train_recommenders(
         for kind in wanted:
             t = time.perf_counter()
             outcome = _train_kind(run, kind, log, when, holdout_start, deadline, report)
+            release_memory()  # what the kind's data and models held, before the next kind builds its own
             timings[str(kind)] = round(time.perf_counter() - t, 3)
             counts["kinds"][str(kind)] = outcome
             counts["peak_rss_mb"][str(kind)] = peak_rss_mb()
@@ -453,7 +478,7 @@ def _train_kind(
         report(str(kind), {"fitted": name, "seconds": timings["fit"]})
         live = _live_for_comparison(kind, version)
         t = time.perf_counter()
-        metrics = evaluate(kind, data, candidate, live)
+        metrics = evaluate(kind, data, candidate, None if isinstance(live, str) else live)
         timings["evaluate"] = round(time.perf_counter() - t, 3)
         if isinstance(live, str):
             metrics["live_note"] = live
@@ -470,7 +495,7 @@ def _train_kind(
             # the evaluated candidate and the live model are not needed any more: free them before the
             # refit builds the same model again (two large models at once would double the peak memory)
             model = candidate = live = None
-            gc.collect()
+            release_memory()
             t = time.perf_counter()
             model, product_ids = _refit(kind, data, n_types, budget)
             timings["refit"] = round(time.perf_counter() - t, 3)
@@ -500,11 +525,13 @@ def _train_kind(
 
 
 def _live_for_comparison(kind: str, candidate_version: Any) -> tuple[Any, artifacts.LoadedModel] | str | None:
+    """The live version and its model, read for this comparison only: not through
+    :func:`versions.load`, whose per-process cache would keep it in memory for the rest of the run."""
     live = versions.live_version(kind)
     if live is None:
         return None
     try:
-        return live, versions.load(live)
+        return live, artifacts.load(live.artifact_path, live.files)
     except artifacts.ArtifactError as exc:
         return f"the live version {live.pk} cannot be loaded ({exc}); compared with popularity only"
 
