@@ -105,6 +105,19 @@ def test_out_of_stock_hidden_and_buried_products_never_appear(shop):
     assert shown and not shown & {"Product 07", "Product 13", "Product 15"}
 
 
+def test_a_block_fills_up_when_its_first_candidates_cannot_be_bought(shop):
+    """Candidates are judged a chunk at a time (stock and price are fetched for few products): when
+    the whole first chunk is out of stock, the next chunks fill the block, in ladder order."""
+    visitor, strategy = serving.Visitor(None, ""), _strategy()
+    ranked = serving.recommend(None, "trending", visitor=visitor, strategy=strategy, limit=12, load_products=False)
+    ranked_ids = [item.product_id for item in ranked.items]
+    assert len(ranked_ids) == 12
+    StockRecord.objects.filter(product_id__in=ranked_ids[:8]).update(num_in_stock=0)
+    serving.bump_catalogue_generation()  # (a queryset update sends no signal)
+    block = serving.recommend(None, "trending", visitor=visitor, strategy=strategy, limit=4, load_products=False)
+    assert [item.product_id for item in block.items] == ranked_ids[8:12]
+
+
 def test_curated_recommendations_rank_first_on_product_pages(shop):
     ProductRecommendation = get_model("catalogue", "ProductRecommendation")
     ProductRecommendation.objects.create(primary=shop.products[6], recommendation=shop.products[30], ranking=5)
