@@ -54,6 +54,27 @@ def _train(as_of: str | None, kinds: list[str] | None) -> dict[str, Any]:
     }
 
 
-def enqueue_training(as_of: str | None = None, kinds: list[str] | None = None) -> Any:
-    """Send a training run to the training queue (what the dashboard's "train now" button does)."""
-    return train_recommenders.apply_async(kwargs={"as_of": as_of, "kinds": kinds}, queue=app_settings.TRAINING_QUEUE)
+#: seconds a web request gives the broker to take a training message (connecting, then publishing)
+PUBLISH_TIMEOUT = 3.0
+
+
+def enqueue_training(as_of: str | None = None, kinds: list[str] | None = None, timeout: float | None = None) -> Any:
+    """Send a training run to the training queue (what the dashboard's "train now" button does).
+
+    A request must not wait on a broker that is down or hung: the broker gets ``timeout`` seconds
+    (default :data:`PUBLISH_TIMEOUT`) for each socket operation of a Redis transport, with no
+    connection retries (kombu otherwise retries for several seconds), and no result is kept (the
+    run records itself as a ``TrainingRun``; keeping a result would also subscribe to the result
+    backend, which may hang the same way). Raises what the broker raised.
+    """
+    timeout = PUBLISH_TIMEOUT if timeout is None else timeout
+    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout,  # each socket operation
+               "max_retries": 0, "connect_retries_timeout": timeout}  # fmt: skip
+    with train_recommenders.app.connection_for_write(transport_options=options) as connection:
+        return train_recommenders.apply_async(
+            kwargs={"as_of": as_of, "kinds": kinds},
+            queue=app_settings.TRAINING_QUEUE,
+            connection=connection,
+            retry=False,
+            ignore_result=True,
+        )

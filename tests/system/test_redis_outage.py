@@ -182,3 +182,29 @@ def test_the_task_lock_skips_the_task_when_redis_does_not_answer(own_cache, outa
     with pytest.raises(LockUnavailable), task_lock("chaos-demo"):
         pass
     assert calls == [1] and time.perf_counter() - t < SOCKET_TIMEOUT + 1.0
+
+
+def test_train_now_answers_when_the_broker_hangs_or_is_dead(redis_server, client, django_user_model, monkeypatch):
+    """The dashboard's "train now" with the Celery broker on the private Redis: up, the message is on
+    the training queue; paused (the port accepts, nothing answers) and killed, the page answers
+    within the publish timeout with an error message instead of waiting or failing."""
+    import redis
+
+    from recommender import tasks
+    from recommender.conf import app_settings
+
+    monkeypatch.setattr(tasks.train_recommenders.app.conf, "broker_url", redis_server.url)
+    monkeypatch.setattr(tasks, "PUBLISH_TIMEOUT", 0.5)
+    staff = django_user_model.objects.create_user("staff", "staff@example.com", "pw", is_staff=True)
+    client.force_login(staff)
+    url = reverse("recommender_dashboard:recommender-train")
+
+    page = client.post(url, follow=True).content.decode()
+    assert "Training queued" in page
+    assert redis.Redis.from_url(redis_server.url).llen(app_settings.TRAINING_QUEUE) == 1
+    for outage in (redis_server.pause, redis_server.kill):
+        outage()
+        started = time.monotonic()
+        page = client.post(url, follow=True).content.decode()
+        assert time.monotonic() - started < 3 * 0.5 + 1.0, outage.__name__
+        assert "Could not queue the training" in page, outage.__name__
