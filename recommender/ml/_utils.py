@@ -119,6 +119,19 @@ def history_matrix(histories: Sequence[np.ndarray], n_items: int, weights: Seque
     return sp.csr_matrix((vals[sel], cols[sel], indptr), shape=(len(hist), n_items), dtype=np.float32)
 
 
+def largest_weight_per_item(history: np.ndarray, weights: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The known items of one history (``0 <= item < n_items``), each once and in increasing order,
+    with its largest weight (for recency weights: its most recent occurrence), as
+    :func:`history_matrix` keeps them for a batch."""
+    known = (history >= 0) & (history < n_items)
+    history, weights = history[known], weights[known]
+    order = np.lexsort((-weights, history))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = history[order][1:] != history[order][:-1]
+    keep = order[first]
+    return history[keep], weights[keep]
+
+
 def csr_rows_dense(mat: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, n_cols: int) -> np.ndarray:
     """``sum_r weights[r] * mat[rows[r]]`` as a dense float32 vector, without building sparse
     matrices: the products and sums in the order ``weights @ mat[rows]`` makes them, for ``rows``

@@ -24,6 +24,7 @@ from recommender.ml._utils import (
     csr_tensors,
     csr_top_n,
     history_matrix,
+    largest_weight_per_item,
     sessions_matrix,
 )
 from recommender.ml.base import Recommender, register, top_k
@@ -68,13 +69,8 @@ class ItemKNNRecommender(Recommender):
 
     def _score_one(self, history: np.ndarray) -> np.ndarray:
         weights = recency_weights(len(history), self.recency_decay)
-        known = (history >= 0) & (history < self.n_items_)
-        history, weights = history[known], weights[known]
-        order = np.lexsort((-weights, history))  # by item; an item repeated keeps its largest weight
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = history[order][1:] != history[order][:-1]
-        keep = order[first]
-        return csr_rows_dense(self.similarity_, history[keep], weights[keep], self.n_items_)
+        items, weights = largest_weight_per_item(history, weights, self.n_items_)
+        return csr_rows_dense(self.similarity_, items, weights, self.n_items_)
 
     def similar_items(self, item: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items with the highest cosine similarity to ``item`` (never ``item`` itself)."""

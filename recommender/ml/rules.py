@@ -25,6 +25,7 @@ from recommender.ml._utils import (
     csr_tensors,
     csr_top_n,
     history_matrix,
+    largest_weight_per_item,
     ranges,
     require,
     row_ranks,
@@ -268,13 +269,9 @@ class VSKNNRecommender(Recommender):
         whole numbers (position numerators), exact in any order, divided once: the same bits as
         the sparse product gives."""
         weights, denominator = position_weights(len(history), self.weighting)
-        ok = (history >= 0) & (history < self.n_items_)
-        items, weights = history[ok], weights[ok]
-        order = np.lexsort((-weights, items))  # by item; an item repeated keeps its largest weight
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = items[order][1:] != items[order][:-1]
-        keep = order[first][weights[order[first]] > 0]  # items of weight 0 find no neighbour
-        items, weights = items[keep], weights[keep]
+        items, weights = largest_weight_per_item(history, weights, self.n_items_)
+        positive = weights > 0  # items of weight 0 find no neighbour
+        items, weights = items[positive], weights[positive]
         index = self._recent_item_sessions
         starts, ends = index.indptr[items], index.indptr[items + 1]
         lengths = ends - starts

@@ -525,7 +525,7 @@ class SequenceRecommender(Recommender):
         cls, models: Sequence[Recommender]
     ) -> Callable[[Sequence[np.ndarray], dict[str, Any] | None], list[np.ndarray]]:
         """``score_batch`` of each of ``models`` (copies, see :meth:`stack_key`): a few histories go
-        through one stacked NumPy forward pass (two networks cost about 1.2 times one), more
+        through one stacked NumPy forward pass (measured on 50 events: two networks 1.53 ms, one 0.95 ms), more
         through each model's torch network."""
         nets = [m for m in models if isinstance(m, SequenceRecommender)]
         if len(nets) != len(models):
