@@ -1,8 +1,12 @@
-from django.apps import AppConfig, apps
+from django.apps import apps
 from django.utils.translation import gettext_lazy as _
+from oscar.core.application import OscarConfig
 
 
-class RecommenderConfig(AppConfig):
+class RecommenderConfig(OscarConfig):
+    """An Oscar app config, so that Oscar's ``get_class`` finds the classes a shop may fork
+    (``get_class("recommender.services.gate", "PromotionGate")``)."""
+
     name = "recommender"
     label = "recommender"
     verbose_name = _("Recommendations")

@@ -176,6 +176,9 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     if app_settings.HOLDOUT_DAYS <= 0 or app_settings.MAX_HISTORY_LENGTH < 2:
         errors.append(checks.Error("RECOMMENDER['HOLDOUT_DAYS'] must be > 0 and MAX_HISTORY_LENGTH >= 2.",
                                    id="recommender.E009"))  # fmt: skip
+    if not 0 < app_settings.GATE_SIGNIFICANCE < 1:
+        message = f"RECOMMENDER['GATE_SIGNIFICANCE'] is {app_settings.GATE_SIGNIFICANCE!r}."
+        errors.append(checks.Error(message, hint="Use a level between 0 and 1, such as 0.05.", id="recommender.E012"))
     bad = [k for k in ("BLOCK_CACHE_SECONDS", "CARD_CACHE_SECONDS", "MAX_PER_CATEGORY") if getattr(app_settings, k) < 0]
     if bad or not 1 <= app_settings.BLOCK_LIMIT <= 50:
         errors.append(checks.Error("RECOMMENDER: BLOCK_LIMIT must be 1-50 and " + ", ".join(bad or ["the others"])

@@ -39,14 +39,14 @@ DEFAULTS: dict[str, Any] = {
     "TRAINING_TIME_BUDGET_MINUTES": 60,  # bound on one whole run (the next-item model gets what is left)
     "NEXT_ITEM_MODEL": None,  # registry name; None: "blend" when torch is installed, else "hybrid"
     "NEXT_ITEM_PARAMS": {},  # constructor overrides for that model
-    "RNN_CELL": "gru",  # "gru" or "lstm": the recurrent cell of the blend's networks
+    "RNN_CELL": "lstm",  # "lstm" or "gru": the recurrent cell of the blend's networks
     "SESSION_GAP_MINUTES": None,  # cut a person's sequence after this much inactivity; None: one per person
     "MAX_HISTORY_LENGTH": 50,  # a history is its last N events (training windows, evaluation, serving)
-    "HOLDOUT_DAYS": 14,  # the most recent days every candidate is measured on, never trained on before the gate
-    "MIN_HOLDOUT_CASES": 20,  # fewer held-out cases than this: nothing is promoted (cannot be measured)
+    "HOLDOUT_DAYS": 14,  # the days up to a kind's last activity every candidate is measured on, never trained on
+    "MIN_HOLDOUT_CASES": 20,  # fewer held-out cases than this: a live version stays; none: an older share is used
     "MAX_EVALUATION_CASES": 20000,  # held-out cases scored per model (spread evenly over the days)
     "GATE_METRIC": "hr@20",  # what "better" means: hr@K, mrr@K or ndcg@K for K in 10, 20
-    "PROMOTION_TOLERANCE": 0.01,  # a candidate may be this fraction below the live version and still replace it
+    "GATE_SIGNIFICANCE": 0.05,  # a candidate significantly worse than the live configuration at this level is rejected
     "REFIT_AFTER_EVALUATION": True,  # the promoted model is refitted on all data, holdout included
     "TRENDING_HALF_LIFE_DAYS": 7.0,  # recency decay of "trending"
     "EXCLUDED_ORDER_STATUSES": ["Cancelled"],  # order lines of these orders are not purchases
@@ -88,7 +88,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "MIN_HOLDOUT_CASES": int,
     "MAX_EVALUATION_CASES": int,
     "GATE_METRIC": str,
-    "PROMOTION_TOLERANCE": (int, float),
+    "GATE_SIGNIFICANCE": (int, float),
     "REFIT_AFTER_EVALUATION": bool,
     "TRENDING_HALF_LIFE_DAYS": (int, float),
     "EXCLUDED_ORDER_STATUSES": (list, tuple),

@@ -262,8 +262,16 @@ def sessions_from_events(
     enc, ts, keys = enc[keep], ts[keep], keys[keep]
     types = types[keep] if types is not None else None
     segs = segs[keep] if segs is not None else None
-    if len(keys) == 0:
-        return SessionData([], len(index)), index
+    if len(keys) == 0:  # no rows: the same side information as a non-empty result, with no sequences
+        empty = SessionData(
+            [],
+            len(index),
+            event_types=[] if types is not None else None,
+            timestamps=[],
+            segments=np.empty(0, dtype=np.int64) if segs is not None else None,
+            meta={"keys": []},
+        )
+        return empty, index
     # boundaries between keys (rows are sorted by key)
     change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
     bounds = np.concatenate([[0], change, [len(keys)]])

@@ -28,6 +28,8 @@ __all__ = [
     "macro_f1",
     "majority_baseline",
     "metrics_from_ranks",
+    "paired_worse_test",
+    "per_case",
     "per_class_f1",
     "popularity_percentiles",
     "rank_cases",
@@ -63,18 +65,66 @@ def target_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def per_case(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Each case's share of ``metric`` (``hr@K``, ``mrr@K`` or ``ndcg@K``): their mean is the metric.
+
+    ``hr@K`` gives 1.0 for a hit in the top K, else 0.0; ``mrr@K`` 1/rank for a hit; ``ndcg@K``
+    1/log2(rank + 1) for a hit."""
+    name, _, k = metric.partition("@")
+    if name not in ("hr", "mrr", "ndcg") or not k.isdigit():
+        raise ValueError(f"unknown metric {metric!r}: use hr@K, mrr@K or ndcg@K")
+    ranks = np.asarray(ranks, dtype=np.float64)
+    hit = ranks <= int(k)
+    if name == "hr":
+        return hit.astype(np.float64)
+    gain = 1.0 / ranks if name == "mrr" else 1.0 / np.log2(ranks + 1.0)
+    return np.where(hit, gain, 0.0)
+
+
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
     """HR@K (= P@K / Recall@K of SR-GNN tables), MRR@K and NDCG@K as fractions in [0, 1]."""
-    ranks = np.asarray(ranks, dtype=np.float64)
     out: dict[str, float] = {"n_cases": float(len(ranks))}
     if len(ranks) == 0:
         return out
     for k in ks:
-        hit = ranks <= k
-        out[f"hr@{k}"] = float(hit.mean())
-        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / ranks, 0.0).mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean())
+        for name in ("hr", "mrr", "ndcg"):
+            out[f"{name}@{k}"] = float(per_case(ranks, f"{name}@{k}").mean())
     return out
+
+
+def paired_worse_test(candidate: np.ndarray, reference: np.ndarray, metric: str) -> dict[str, Any]:
+    """One-sided paired test of "the candidate is worse than the reference" on the same cases.
+
+    ``candidate`` and ``reference`` are :func:`per_case` values of ``metric`` on identical cases.
+    Hit rates are 0/1 per case: the exact McNemar test (a binomial test on the cases where exactly
+    one of the two hits). MRR and NDCG: the Wilcoxon signed-rank test. Cases where both score the
+    same carry no evidence either way; with none left the p-value is 1.
+    """
+    from scipy import stats
+
+    candidate, reference = np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if candidate.shape != reference.shape:
+        raise ValueError("the candidate and the reference must be scored on the same cases")
+    diff = candidate - reference
+    better, worse = int((diff > 0).sum()), int((diff < 0).sum())
+    binary = metric.startswith("hr@")
+    test = "exact McNemar" if binary else "Wilcoxon signed-rank"
+    if better + worse == 0:
+        p_value = 1.0
+    elif binary:
+        p_value = stats.binomtest(better, better + worse, 0.5, alternative="less").pvalue
+    else:
+        p_value = stats.wilcoxon(candidate, reference, zero_method="wilcox", alternative="less").pvalue
+    return {
+        "test": test,
+        "metric": metric,
+        "p_value": float(p_value),
+        "n_cases": len(diff),
+        "candidate": float(candidate.mean()) if len(diff) else float("nan"),
+        "reference": float(reference.mean()) if len(diff) else float("nan"),
+        "candidate_better": better,
+        "reference_better": worse,
+    }
 
 
 def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:

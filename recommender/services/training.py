@@ -4,14 +4,16 @@ For each kind of model (:class:`~recommender.abstract_models.ModelKind`):
 
 1. its rows of the behaviour log (:mod:`recommender.exporters`) become sequences: per person
    (sessions cut by ``SESSION_GAP_MINUTES``), or per order for "bought together";
-2. the most recent ``HOLDOUT_DAYS`` are held out; the candidate and popularity are fitted on
-   the rest, and every held-out event is a full-ranking test case (its history: everything the
-   person did before it);
-3. the live version of the kind is measured on the same cases (only those after the data it
-   was trained on, so it is never judged on what it learnt);
-4. the candidate is promoted only if it beats popularity and is not worse than the live
-   version (``PROMOTION_TOLERANCE``) on ``GATE_METRIC``; otherwise its row stays, rejected,
-   with the reason;
+2. the ``HOLDOUT_DAYS`` up to the kind's last recorded activity are held out (a shop quiet for
+   weeks, or an imported history, is judged on its most recent real days); the candidate and
+   popularity are fitted on the rest, and every held-out event is a full-ranking test case (its
+   history: everything the person did before it). Too few cases there: with a live version the
+   kind keeps it; without one the most recent ``CARVED_SHARE`` of its history is held out
+   instead; with still too few the kind says "not enough data yet";
+3. the live version's configuration is trained on the same data and scored on the same cases
+   (when it is the candidate's configuration, the candidate is that refit);
+4. the promotion gate (:mod:`recommender.services.gate`, a class a shop can replace) decides;
+   a rejected candidate's row stays, with the reason and the test's figures;
 5. a promoted candidate is refitted on all data (holdout included), written to storage,
    verified by loading it back, and only then made live (one transaction).
 
@@ -34,18 +36,19 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.apps import apps
 from django.utils import timezone
-from oscar.core.loading import get_model
+from oscar.core.loading import get_class, get_model
 
 from recommender import artifacts, exporters
 from recommender.abstract_models import ModelKind, TrainingStatus, VersionStatus
 from recommender.conf import app_settings
+from recommender.ml import progress as fit_progress
 from recommender.ml.base import Recommender
 from recommender.ml.data import EVENT_PURCHASE, EVENT_VIEW, SessionData
 from recommender.ml.datasets import NextItemCases, TimeSplit, chunk_sessions, sessions_from_events, time_split
@@ -53,6 +56,7 @@ from recommender.ml.evaluation import rank_cases, summarise_ranks
 from recommender.ml.popularity import PopularityRecommender, item_counts
 from recommender.ml.registry import get_model_class
 from recommender.services import versions
+from recommender.services.gate import Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +69,10 @@ KIND_ORDER = (
     ModelKind.BOUGHT_TOGETHER,
     ModelKind.NEXT_ITEM,
 )
-#: share of the remaining budget the next-item model's networks get for the fit; the refit on all data
-#: gets the same (so the served model trained as long as the evaluated one)
-NEXT_ITEM_FIT_SHARE = 0.5
 METRIC_KS = (10, 20)
+#: share of a kind's most recent history held out when its last ``HOLDOUT_DAYS`` hold too few cases
+#: and there is no live version to keep
+CARVED_SHARE = 0.2
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -90,7 +94,9 @@ class KindData:
     train: SessionData  # split.train with long sequences cut into windows of MAX_HISTORY_LENGTH
     cases: NextItemCases
     target_times: np.ndarray
+    last_activity: float  # unix time of the kind's last row
     segments: list[str] | None = None
+    note: str = ""  # how the held-out cases were chosen, when not the usual way
 
 
 # -- choosing models -------------------------------------------------------------------------
@@ -187,28 +193,56 @@ def current_segments(people: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return segs, names
 
 
-def prepare(kind: str, log: exporters.BehaviourLog, holdout_start: datetime) -> KindData:
+def prepare(kind: str, log: exporters.BehaviourLog, has_live: bool = False) -> KindData:
+    """The kind's rows split into training data and held-out cases (see the module doc, step 2);
+    :class:`SkipKind` when the kind cannot be judged now."""
     rows, mode = kind_rows(kind, log)
     if rows.empty:
         what = {ModelKind.ALSO_VIEWED: "product views", ModelKind.NEXT_ITEM: "behaviour"}.get(kind, "purchases")
         raise SkipKind(f"no {what} recorded yet")
-    segment_col, names = None, None
+    names = None
     if kind == ModelKind.TRENDING_SEGMENT:
         segs, names = current_segments(rows["person"].to_numpy())
         if not (segs >= 0).any():
             raise SkipKind("nobody in this data is in a segment of the current run")
         rows = rows.assign(segment=segs)
-        segment_col = "segment"
-    cutoff = holdout_start.timestamp()
-    if not (rows["timestamp"] < cutoff).any():
-        raise SkipKind(f"every row is in the held-out days (from {holdout_start:%Y-%m-%d}); nothing to train on")
+    times = rows["timestamp"].to_numpy(dtype=np.float64)
+    last = float(times.max())
+    days, least = float(app_settings.HOLDOUT_DAYS), app_settings.MIN_HOLDOUT_CASES
+    data = _split(rows, mode, last - days * 86400.0, last, names)
+    if len(data.cases) >= least and len(data.train):
+        return data
+    n = len(data.cases)
+    window = f"the {days:g} days to its last activity ({_dt(last):%Y-%m-%d})"
+    if n < least:
+        problem = f"{n} held-out case{'s' * (n != 1)} in {window}, fewer than MIN_HOLDOUT_CASES = {least}"
+    else:
+        problem = f"all of its history lies in {window}, nothing before them to train on"
+    if has_live:
+        raise SkipKind(f"{problem}: the live version stays")
+    carved = float(np.quantile(times, 1.0 - CARVED_SHARE))
+    if (times < carved).any():
+        data = _split(rows, mode, carved, last, names)
+        if len(data.cases) >= least and len(data.train):
+            data.note = f"{problem}; judged on the last {CARVED_SHARE:.0%} of its history (from {_dt(carved):%Y-%m-%d})"
+            return data
+    raise SkipKind(f"not enough data yet: {problem}")
+
+
+def _split(rows: pd.DataFrame, mode: str, cutoff: float, last: float, segments: list[str] | None) -> KindData:
     split = time_split(
-        rows, cutoff=cutoff, mode=mode, key="key", item="item", timestamp="timestamp",
-        event_type="event_type", segment=segment_col,
-    )  # fmt: skip
+        rows,
+        cutoff=cutoff,
+        mode=mode,
+        key="key",
+        item="item",
+        timestamp="timestamp",
+        event_type="event_type",
+        segment="segment" if segments is not None else None,
+    )
     max_len = app_settings.MAX_HISTORY_LENGTH
     train = chunk_sessions(split.train, max_len)
-    return KindData(rows, split, train, split.test_cases(max_len), split.test_target_times(), names)
+    return KindData(rows, split, train, split.test_cases(max_len), split.test_target_times(), last, segments)
 
 
 # -- evaluation and the gate -----------------------------------------------------------------
@@ -230,68 +264,32 @@ def _summary(scored: tuple[np.ndarray, np.ndarray], cases: NextItemCases, n_item
     return {k: float(v) for k, v in out.items()}
 
 
-def evaluate(kind: str, kind_data: KindData, candidate: Recommender, live: tuple[Any, Any] | None) -> dict:
-    """Candidate, popularity (and item-to-item for the next-item model) on the same held-out cases,
-    and the live version on those of them after the data it was trained on."""
-    split, train = kind_data.split, kind_data.train
+def evaluate(kind: str, kind_data: KindData, candidate: Recommender, live: Any = None) -> Evaluation:
+    """Candidate, popularity (and item-to-item for the next-item model) on the same held-out cases;
+    ``live`` (``(version, fitted model)``: the live version's configuration trained on the same
+    data, possibly the candidate itself) on the same cases too."""
+    train = kind_data.train
     pick = _subsample(len(kind_data.cases), app_settings.MAX_EVALUATION_CASES)
     cases = kind_data.cases.subset(pick)
-    times = kind_data.target_times[pick]
     counts = item_counts(train)
-    mine = _scored(candidate, cases)
-    out: dict[str, Any] = {
-        "candidate": _summary(mine, cases, train.n_items, counts),
-        "popularity": _summary(_scored(PopularityRecommender().fit(train), cases), cases, train.n_items, counts),
-        "n_cases": len(cases),
-        "n_cases_total": len(kind_data.cases),
-    }
+    scored = {"candidate": _scored(candidate, cases), "popularity": _scored(PopularityRecommender().fit(train), cases)}
     if kind == ModelKind.NEXT_ITEM:
-        itemknn = get_model_class("itemknn")().fit(train)
-        out["item_to_item"] = _summary(_scored(itemknn, cases), cases, train.n_items, counts)
-    if live is None:
-        return out
-    version, loaded = live
-    after = times >= version.data_end.timestamp() if version.data_end else np.ones(len(times), dtype=bool)
-    idx = np.flatnonzero(after)
-    out["live_version"] = version.pk
-    out["live_n_cases"] = len(idx)
-    if len(idx) < app_settings.MIN_HOLDOUT_CASES:
-        out["live_note"] = (
-            f"the live version was trained on data up to {version.data_end:%Y-%m-%d %H:%M}; only {len(idx)} "
-            "held-out cases are newer, too few to compare"
-        )
-        return out
-    same = cases.subset(idx)
-    mapping = np.asarray([loaded.index_of.get(int(p), -1) for p in split.item_index.ids[: train.n_items]])
-    out["live"] = _summary(_scored(loaded.model, same.remap(mapping)), same, loaded.model.n_items_)
-    out["candidate_on_live_cases"] = _summary((mine[0][idx], mine[1][idx]), same, train.n_items)
-    return out
+        scored["item_to_item"] = _scored(get_model_class("itemknn")().fit(train), cases)
+    version = None
+    if live is not None:
+        version, model = live
+        scored["live"] = scored["candidate"] if model is candidate else _scored(model, cases)
+    metrics: dict[str, Any] = {name: _summary(s, cases, train.n_items, counts) for name, s in scored.items()}
+    metrics |= {"n_cases": len(cases), "n_cases_total": len(kind_data.cases)}
+    if kind_data.note:
+        metrics["holdout_note"] = kind_data.note
+    ranks = {name: s[0] for name, s in scored.items() if name != "item_to_item"}
+    return Evaluation(metrics, ranks, version.pk if version is not None else None)
 
 
-def gate(metrics: dict[str, Any]) -> tuple[bool, str]:
-    """(promote?, reason) from :func:`evaluate`'s metrics."""
-    key = app_settings.GATE_METRIC
-    if metrics["n_cases"] < app_settings.MIN_HOLDOUT_CASES:
-        return False, (
-            f"only {metrics['n_cases']} held-out cases (< MIN_HOLDOUT_CASES = {app_settings.MIN_HOLDOUT_CASES}): "
-            "too few to show it beats popularity"
-        )
-    cand, pop = metrics["candidate"][key], metrics["popularity"][key]
-    if not cand > pop:
-        return False, f"{key} {cand:.4f} does not beat popularity ({pop:.4f})"
-    if "live" in metrics:
-        live, mine = metrics["live"][key], metrics["candidate_on_live_cases"][key]
-        floor = live * (1.0 - app_settings.PROMOTION_TOLERANCE)
-        if mine < floor:
-            return False, (
-                f"{key} {mine:.4f} is worse than the live version {metrics['live_version']} ({live:.4f}) "
-                f"on the {metrics['live_n_cases']} cases after its data"
-            )
-        return (
-            True,
-            f"{key} {cand:.4f} beats popularity ({pop:.4f}) and is not worse than live ({live:.4f})",
-        )
-    return True, f"{key} {cand:.4f} beats popularity ({pop:.4f})"
+def promotion_gate() -> Any:
+    """The shop's promotion policy (:class:`recommender.services.gate.PromotionGate` unless forked)."""
+    return get_class("recommender.services.gate", "PromotionGate")()
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -340,7 +338,7 @@ def settings_snapshot() -> dict[str, Any]:
     keys = (
         "TRAINING_TIME_BUDGET_MINUTES", "NEXT_ITEM_MODEL", "NEXT_ITEM_PARAMS", "RNN_CELL", "SESSION_GAP_MINUTES",
         "MAX_HISTORY_LENGTH", "HOLDOUT_DAYS", "MIN_HOLDOUT_CASES", "MAX_EVALUATION_CASES", "GATE_METRIC",
-        "PROMOTION_TOLERANCE",
+        "GATE_SIGNIFICANCE",
         "REFIT_AFTER_EVALUATION", "TRENDING_HALF_LIFE_DAYS", "EXCLUDED_ORDER_STATUSES", "EXCLUDED_PRODUCT_CLASSES",
         "EXCLUDED_UPCS",
     )  # fmt: skip
@@ -399,12 +397,11 @@ def train_recommenders(
                 f"nothing to learn yet: no orders and no product views or basket additions of recommendable "
                 f"products before {when:%Y-%m-%d %H:%M}"
             )
-        holdout_start = when - timedelta(days=float(app_settings.HOLDOUT_DAYS))
         failures: list[str] = []
         counts["kinds"] = {}
         for kind in wanted:
             t = time.perf_counter()
-            outcome = _train_kind(run, kind, log, when, holdout_start, deadline, report)
+            outcome = _train_kind(run, kind, log, deadline, report)
             release_memory()  # what the kind's data and models held, before the next kind builds its own
             timings[str(kind)] = round(time.perf_counter() - t, 3)
             counts["kinds"][str(kind)] = outcome
@@ -431,29 +428,30 @@ def train_recommenders(
 
 
 def _train_kind(
-    run: Any,
-    kind: str,
-    log: exporters.BehaviourLog,
-    when: datetime,
-    holdout_start: datetime,
-    deadline: float,
-    report: ProgressCallback,
+    run: Any, kind: str, log: exporters.BehaviourLog, deadline: float, report: ProgressCallback
 ) -> dict[str, Any]:
     """Train, evaluate, gate and maybe promote one kind; returns a summary for the run's counts."""
     ModelVersion = get_model("recommender", "ModelVersion")
     if time.monotonic() >= deadline:
         return {"status": "skipped", "reason": "the run's time budget was spent before this kind"}
+    live_row = versions.live_version(kind)
     try:
-        data = prepare(kind, log, holdout_start)
+        data = prepare(kind, log, has_live=live_row is not None)
     except SkipKind as exc:
         report(str(kind), {"skipped": str(exc)})
         return {"status": "skipped", "reason": str(exc)}
     n_types = int(data.frame["event_type"].nunique())
+    name, candidate = build_model(kind, event_types=n_types)
+    reference, live_note = _live_configuration(live_row, name, candidate)
+    # the fits of this kind share what is left of the run's budget equally: the candidate, the live
+    # configuration when it differs, and the refit on all data (so the served model trains as long)
+    fits = 1 + (reference is not None and reference is not candidate) + bool(app_settings.REFIT_AFTER_EVALUATION)
     budget = None
-    if kind == ModelKind.NEXT_ITEM:  # the fit and the refit get the same share of what is left
-        share = NEXT_ITEM_FIT_SHARE if app_settings.REFIT_AFTER_EVALUATION else 1.0
-        budget = max(1.0, (deadline - time.monotonic()) * share)
-    name, candidate = build_model(kind, event_types=n_types, time_budget=budget)
+    if kind == ModelKind.NEXT_ITEM:
+        budget = max(1.0, (deadline - time.monotonic()) / fits)
+        for model in (candidate, reference):
+            if model is not None and hasattr(model, "time_budget"):
+                model.time_budget = budget
     train = data.train
     version = ModelVersion.objects.create(
         run=run,
@@ -462,42 +460,51 @@ def _train_kind(
         status=VersionStatus.TRAINING,
         parameters=_json_params(candidate),
         data_start=_dt(data.frame["timestamp"].min()),
-        data_end=when,
-        holdout_start=holdout_start,
+        data_end=_dt(data.last_activity),
+        holdout_start=_dt(data.split.cutoff),
         counts={
-            "sequences": len(train), "events": train.n_events, "items": train.n_items,
-            "held_out_sequences": len(data.split.test), "held_out_cases": len(data.cases),
-            "unknown_labels": data.cases.n_unknown_labels, "people": int(data.frame["person"].nunique()),
+            "sequences": len(train),
+            "events": train.n_events,
+            "items": train.n_items,
+            "held_out_sequences": len(data.split.test),
+            "held_out_cases": len(data.cases),
+            "unknown_labels": data.cases.n_unknown_labels,
+            "people": int(data.frame["person"].nunique()),
         },
-    )  # fmt: skip
+    )
     timings: dict[str, float] = {}
     try:
+        with _fit_progress(kind, report):
+            t = time.perf_counter()
+            candidate.fit(train)
+            timings["fit"] = round(time.perf_counter() - t, 3)
+            report(str(kind), {"fitted": name, "seconds": timings["fit"]})
+            if reference is not None and reference is not candidate:
+                t = time.perf_counter()
+                reference.fit(train)
+                timings["fit_live_configuration"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
-        candidate.fit(train)
-        timings["fit"] = round(time.perf_counter() - t, 3)
-        report(str(kind), {"fitted": name, "seconds": timings["fit"]})
-        live = _live_for_comparison(kind, version)
-        t = time.perf_counter()
-        metrics = evaluate(kind, data, candidate, None if isinstance(live, str) else live)
+        evaluation = evaluate(kind, data, candidate, (live_row, reference) if reference is not None else None)
         timings["evaluate"] = round(time.perf_counter() - t, 3)
-        if isinstance(live, str):
-            metrics["live_note"] = live
-        promote, reason = gate(metrics)
-        metrics["gate_metric"] = app_settings.GATE_METRIC
+        decision = promotion_gate().decide(evaluation)
+        metrics = evaluation.metrics | {"gate_metric": app_settings.GATE_METRIC, "gate": decision.figures}
+        if live_note:
+            metrics["live_note"] = live_note
         version.metrics = metrics
-        if not promote:
-            version.status, version.reason, version.timings = VersionStatus.REJECTED, reason, timings
+        if not decision.promote:
+            version.status, version.reason, version.timings = VersionStatus.REJECTED, decision.reason, timings
             version.save()
-            report(str(kind), {"rejected": reason})
-            return {"status": VersionStatus.REJECTED, "version": version.pk, "reason": reason}
+            report(str(kind), {"rejected": decision.reason})
+            return {"status": VersionStatus.REJECTED, "version": version.pk, "reason": decision.reason}
         model, product_ids = candidate, list(data.split.item_index.ids[: train.n_items])
         if app_settings.REFIT_AFTER_EVALUATION:
-            # the evaluated candidate and the live model are not needed any more: free them before the
-            # refit builds the same model again (two large models at once would double the peak memory)
-            model = candidate = live = None
+            # the evaluated models are not needed any more: free them before the refit builds the same
+            # model again (two large models at once would double the peak memory)
+            model = candidate = reference = evaluation = None
             release_memory()
             t = time.perf_counter()
-            model, product_ids = _refit(kind, data, n_types, budget)
+            with _fit_progress(kind, report):
+                model, product_ids = _refit(kind, data, n_types, budget)
             timings["refit"] = round(time.perf_counter() - t, 3)
             report(str(kind), {"refitted": name, "seconds": timings["refit"]})
         t = time.perf_counter()
@@ -506,12 +513,12 @@ def _train_kind(
         version.counts["items_served"] = len(product_ids)
         version.timings = timings
         version.save()
-        versions.promote(version, reason=reason)
+        versions.promote(version, reason=decision.reason)
         timings["save_verify_promote"] = round(time.perf_counter() - t, 3)
         ModelVersion.objects.filter(pk=version.pk).update(timings=timings)
         versions.prune(kind)
         report(str(kind), {"promoted": version.pk})
-        return {"status": VersionStatus.LIVE, "version": version.pk, "reason": reason}
+        return {"status": VersionStatus.LIVE, "version": version.pk, "reason": decision.reason}
     except Exception as exc:
         logger.exception("training %s failed (run %s)", kind, run.pk)
         if version.artifact_path:
@@ -524,16 +531,40 @@ def _train_kind(
         return {"status": VersionStatus.FAILED, "version": version.pk, "reason": reason}
 
 
-def _live_for_comparison(kind: str, candidate_version: Any) -> tuple[Any, artifacts.LoadedModel] | str | None:
-    """The live version and its model, read for this comparison only: not through
-    :func:`versions.load`, whose per-process cache would keep it in memory for the rest of the run."""
-    live = versions.live_version(kind)
-    if live is None:
-        return None
+def _fit_progress(kind: str, report: ProgressCallback) -> Any:
+    """Pass the epochs a fit reports on to the run's progress callback, with the time left."""
+
+    def epoch(info: dict[str, Any]) -> None:
+        shown = {"epoch": f"{info['epoch']}/{info['epochs']}", "cell": info.get("cell")}
+        if info.get("seconds_left") is not None:
+            shown["left"] = f"{info['seconds_left']:.0f}s"
+        report(str(kind), shown)
+
+    return fit_progress.listening(epoch)
+
+
+def configuration(model_name: str, parameters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What makes two versions "the same model": the registry name and the stored constructor
+    parameters, without the time budget (each run's own)."""
+    return model_name, {k: v for k, v in parameters.items() if k != "time_budget"}
+
+
+def _live_configuration(live_row: Any, name: str, candidate: Recommender) -> tuple[Recommender | None, str]:
+    """An unfitted model of the live version's configuration (``candidate`` itself when they are the
+    same), or None with a note when there is no live version or its configuration cannot be built."""
+    if live_row is None:
+        return None, ""
+    live_name, params = configuration(live_row.model_name, live_row.parameters or {})
+    if (live_name, params) == configuration(name, _json_params(candidate)):
+        return candidate, ""
     try:
-        return live, artifacts.load(live.artifact_path, live.files)
-    except artifacts.ArtifactError as exc:
-        return f"the live version {live.pk} cannot be loaded ({exc}); compared with popularity only"
+        return get_model_class(live_name)(**params), ""
+    except Exception as exc:  # a model no longer registered, parameters it no longer takes
+        note = (
+            f"the live version {live_row.pk}'s configuration ({live_name}) cannot be trained "
+            f"({type(exc).__name__}: {exc}); compared with popularity only"
+        )
+        return None, note
 
 
 def _refit(kind: str, data: KindData, n_types: int, budget: float | None) -> tuple[Recommender, list[int]]:

@@ -84,9 +84,9 @@ def test_readme_documents_every_setting():
 def test_training_settings_are_checked_at_startup(settings):
     settings.RECOMMENDER = {
         "RNN_CELL": "transformer", "GATE_METRIC": "auc", "MODEL_STORAGE": "s3", "NEXT_ITEM_MODEL": "nope",
-        "HOLDOUT_DAYS": 0,
+        "HOLDOUT_DAYS": 0, "GATE_SIGNIFICANCE": 1.5,
     }  # fmt: skip
     found = ids(checks.check_training_settings())
-    assert found == [f"recommender.E00{i}" for i in (5, 6, 7, 8, 9)]
+    assert found == [f"recommender.E0{i:02d}" for i in (5, 6, 7, 8, 9, 12)]
     settings.RECOMMENDER = {"RNN_CELL": "lstm", "GATE_METRIC": "ndcg@10", "NEXT_ITEM_MODEL": "hybrid"}
     assert checks.check_training_settings() == []

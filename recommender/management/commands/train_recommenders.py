@@ -1,5 +1,7 @@
 """``python manage.py train_recommenders [--as-of DATE] [--models KIND ...]``: one training run, with
-a progress bar and a table of what each candidate measured against popularity and the live version."""
+a progress bar (the next-item networks' epochs and the time left of their budget) and a table of what
+each candidate measured against popularity and the live version's configuration, with the gate's
+p-value."""
 
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class Command(BaseCommand):
             lines.append(run.error)
             return "\n".join(lines) + "\n"
         metric = run.parameters.get("GATE_METRIC", "hr@20")
-        header = ("kind", "model", "status", "cases", metric, f"pop {metric}", f"live {metric}", "mrr@20", "fit s")
+        header = ("kind", "model", "status", "cases", metric, f"pop {metric}", f"live {metric}", "p", "mrr@20", "fit s")
         rows = [header]
         outcomes = (run.counts or {}).get("kinds") or {}
         by_kind = {v.kind: v for v in run.versions.all()}
@@ -82,6 +84,7 @@ class Command(BaseCommand):
                     _pct(cand.get(metric)),
                     _pct(pop.get(metric)),
                     _pct(live.get(metric)),
+                    f"{m['gate']['p_value']:.3g}" if (m.get("gate") or {}).get("p_value") is not None else "-",
                     _pct(cand.get("mrr@20")),
                     f"{(version.timings or {}).get('fit', 0):.1f}" if version else "-",
                 )

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from recommender.ml import progress
 from recommender.ml.sequence.batching import Batcher, token_batches
 from recommender.ml.sequence.network import SequenceNet, next_item_probs, prefix_items
 
@@ -213,6 +214,8 @@ class Trainer:
                 row |= self.evaluate(net, va, unseen)
             res.history.append(row)
             self.log(str(row))
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            progress.report(stage="epoch", epoch=epoch, epochs=epochs, cell=params.get("cell"), seconds_left=left)
             if va is None:
                 continue
             if res.best is None or row["mrr"] + row["hr"] > res.best["mrr"] + res.best["hr"]:
