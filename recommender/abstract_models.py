@@ -193,6 +193,13 @@ class AbstractModelVersion(models.Model):
     def has_files(self) -> bool:
         return bool(self.artifact_path)
 
+    @property
+    def described_model(self) -> str:
+        """The model's registry name, with the recurrent cell of a neural one: "blend (LSTM)"."""
+        params = self.parameters or {}
+        cell = params.get("network") if self.model_name == "blend" else params.get("cell")
+        return f"{self.model_name} ({str(cell).upper()})" if cell else self.model_name
+
 
 class AbstractBury(models.Model):
     """A product, or every product of a category, that is never recommended (staff decide)."""

@@ -60,7 +60,7 @@ class _Query(serializers.Serializer):
     limit = StrictIntegerField(required=False, max_value=50)
 
 
-def _block(request: Request, placement: str, visitor: serving.Visitor) -> Response:
+def _block(request: Request, placement: str, visitor: serving.Visitor, basket_ids: set[int] | None = None) -> Response:
     if placement not in serving.PLACEMENTS:
         raise NotFound(f"unknown placement; choose from {', '.join(serving.PLACEMENTS)}")
     query = _Query(data=request.query_params)
@@ -74,8 +74,16 @@ def _block(request: Request, placement: str, visitor: serving.Visitor) -> Respon
             raise NotFound("no such product")
     django_request = request._request
     strategy = serving.strategy_for(django_request, visitor)
-    block = serving.recommend(django_request, placement, product=product, limit=query.validated_data.get("limit"),
-                              visitor=visitor, strategy=strategy)  # fmt: skip
+    limit = query.validated_data.get("limit")
+    block = serving.recommend(
+        django_request,
+        placement,
+        product=product,
+        limit=limit,
+        visitor=visitor,
+        strategy=strategy,
+        basket_ids=basket_ids,
+    )
     return Response(BlockSerializer(block, context={"request": request, "strategy": strategy}).data)
 
 
@@ -89,11 +97,11 @@ class RecommendationsView(APIView):
 
 
 class PreviewView(APIView):
-    """Staff only: what a customer would see (their history, their segment)."""
+    """Staff only: what a customer would see (their history, their segment, their open basket)."""
 
     permission_classes = [permissions.IsAdminUser]
 
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_preview")
     def get(self, request: Request, user_id: int, placement: str) -> Any:
         user = get_object_or_404(get_user_model(), pk=user_id)
-        return _block(request, placement, serving.Visitor(user, ""))
+        return _block(request, placement, serving.Visitor(user, ""), serving.open_basket_product_ids(user))

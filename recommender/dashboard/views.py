@@ -21,9 +21,6 @@ from recommender.services import preview, versions
 TrainingRun = get_model("recommender", "TrainingRun")
 ModelVersion = get_model("recommender", "ModelVersion")
 
-#: kinds whose models answer "what is related to this product" (the product preview)
-SIMILARITY_KINDS = (ModelKind.ALSO_BOUGHT, ModelKind.ALSO_VIEWED, ModelKind.BOUGHT_TOGETHER)
-
 
 def _models_url() -> str:
     return reverse("recommender_dashboard:recommender-models")
@@ -68,7 +65,7 @@ class ModelsView(TemplateView):
             product = preview.find_product(query)
             out["preview_product"] = product
             if product is not None:
-                out["product_previews"] = [(k.label, preview.similar(k, product)) for k in SIMILARITY_KINDS]
+                out["product_previews"] = [preview.for_product(p, product) for p in preview.PRODUCT_PLACEMENTS]
         query = self.request.GET.get("customer", "").strip()
         if query:
             customer = preview.find_customer(query)

@@ -71,6 +71,9 @@ class Placement:
     title: str
     rungs: tuple[str, ...]
     exclude_purchased: bool = True
+    #: the products in the basket are anchors beside the page's product ("bought together");
+    #: otherwise the basket anchors a block only on a page without a product
+    basket_anchors: bool = False
 
 
 PLACEMENTS: dict[str, Placement] = {
@@ -83,7 +86,7 @@ PLACEMENTS: dict[str, Placement] = {
         Placement("also_viewed", "Customers who viewed this also viewed",
                   ("also_viewed", "also_bought", "trending", "best_sellers")),
         Placement("bought_together", "Frequently bought together",
-                  ("bought_together", "also_bought", "trending", "best_sellers")),
+                  ("bought_together", "also_bought", "trending", "best_sellers"), basket_anchors=True),
         Placement("trending", "Trending now", ("trending_segment", "trending", "best_sellers")),
         Placement("buy_again", "Buy it again", ("buy_again",), exclude_purchased=False),
         Placement("recently_viewed", "Recently viewed", ("recently_viewed",), exclude_purchased=False),
@@ -289,10 +292,13 @@ def recommend(
     visitor: Visitor | None = None,
     strategy: Any | None = None,
     load_products: bool = True,
+    basket_ids: set[int] | None = None,
 ) -> Block:
     """The block for ``placement`` on this request (see the module doc). Never raises for data or
     model problems: a failing rung is logged and the next one is used. ``load_products=False``
-    leaves ``Item.product`` unset (the template tag renders cached cards from the ids)."""
+    leaves ``Item.product`` unset (the template tag renders cached cards from the ids).
+    ``basket_ids``: the products in the visitor's basket (default: the request's basket); the
+    staff previews pass the customer's (:func:`open_basket_product_ids`)."""
     spec = PLACEMENTS.get(placement)
     if spec is None:
         raise UnknownPlacement(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
@@ -304,16 +310,20 @@ def recommend(
     visitor = visitor or visitor_of(request)
     strategy = strategy or getattr(request, "strategy", None) or strategy_for(request, visitor)
     page_product = (product.parent_id or product.pk) if product is not None else None
-    if "basket" not in memo:
-        memo["basket"] = _basket_product_ids(request)
-    basket_ids: set[int] = memo["basket"]
+    if basket_ids is None:
+        if "basket" not in memo:
+            memo["basket"] = _basket_product_ids(request)
+        basket_ids = memo["basket"]
     shared = _is_shared(spec, visitor)
-    key = _cache_key(visitor, spec, page_product, basket_ids, limit, memo, shared)
+    # a shared list depends on the basket only where the basket anchors it, and is cached per basket
+    # content then (never per visitor)
+    anchor_basket = basket_ids if not shared or spec.basket_anchors or not page_product else set()
+    key = _cache_key(visitor, spec, page_product, anchor_basket, limit, memo, shared)
     # (a visitor's own key holds their generation: while the cache does not answer it reads 0, and
     # this process's copy keeps their blocks for at most LOCAL_SECONDS instead of recomputing each page)
     rows = shared_get_many([key]).get(key) if key else None
     if rows is None:
-        ctx = _context(visitor, page_product, set() if shared else basket_ids, spec, memo, history=not shared)
+        ctx = _context(visitor, page_product, anchor_basket, spec, memo, history=not shared)
         rows = [astuple(c) for c in _candidates(spec, ctx, limit, options, shared)]
         if key:
             shared_set_many({key: rows}, app_settings.BLOCK_CACHE_SECONDS)
@@ -405,7 +415,18 @@ def _basket_product_ids(request: Any) -> set[int]:
     basket = getattr(request, "basket", None)
     if basket is None or not getattr(basket, "id", None):
         return set()
-    return {parent or pid for pid, parent in basket.lines.values_list("product_id", "product__parent_id")}
+    return _line_product_ids(basket.lines.all())
+
+
+def open_basket_product_ids(user: Any) -> set[int]:
+    """The products in a customer's open basket(s): what their own pages would leave out and anchor on."""
+    Line = get_model("basket", "Line")
+    Basket = get_model("basket", "Basket")
+    return _line_product_ids(Line.objects.filter(basket__owner=user, basket__status=Basket.OPEN))
+
+
+def _line_product_ids(lines: Any) -> set[int]:
+    return {parent or pid for pid, parent in lines.values_list("product_id", "product__parent_id")}
 
 
 def _is_shared(spec: Placement, visitor: Visitor) -> bool:
@@ -474,14 +495,12 @@ def _cache_key(visitor: Visitor, spec: Placement, product_id: int | None, basket
                memo: dict[str, Any], shared: bool) -> str:  # fmt: skip
     live = ",".join(f"{k}{v}" for k, v in sorted(_live_ids(memo).items()))
     catalogue = catalogue_generation(memo)
+    basket_part = hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest() if basket else ""
     if shared:
-        # anchors are the page's product, else the basket: only then does the basket matter
-        anchors = "" if product_id else hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest()
-        return f"recommender:shared:{spec.name}:{product_id}:{anchors}:{limit}:{live}:{catalogue}"
+        return f"recommender:shared:{spec.name}:{product_id}:{basket_part}:{limit}:{live}:{catalogue}"
     if not visitor.key:
         return ""  # a visitor without id has no history: nothing personal to cache
     generation, _rows = _visitor_state(visitor, memo)
-    basket_part = hashlib.blake2s(repr(sorted(basket)).encode(), digest_size=6).hexdigest()
     return (f"recommender:block:{visitor.key}:{generation}:{spec.name}:{product_id}:{basket_part}:{limit}:"
             f"{live}:{catalogue}")  # fmt: skip
 
@@ -657,9 +676,9 @@ def rung_item_to_item(ctx: Context, k: int) -> list[Candidate]:
 
 
 def _page_anchors(ctx: Context) -> list[int]:
-    if ctx.product_id:
-        return [ctx.product_id]
-    return sorted(ctx.basket_ids)[:5]
+    """The page's product, then (where the context holds them) up to five products of the basket."""
+    first = [ctx.product_id] if ctx.product_id else []
+    return first + sorted(ctx.basket_ids - set(first))[:5]
 
 
 def rung_also_bought(ctx: Context, k: int) -> list[Candidate]:
@@ -762,18 +781,23 @@ def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit:
            exclude: set[int], memo: dict[str, Any]) -> list[Item]:  # fmt: skip
     """The first ``limit`` candidates that pass the rules, judged on cached product facts, which are
     looked up a chunk at a time (the candidates are over-fetched for the rules' sake, and most of
-    them usually pass: a product never judged before costs a database fetch)."""
+    them usually pass: a product never judged before costs a database fetch).
+
+    ``MAX_PER_CATEGORY`` spreads a block over categories while the candidates allow it; when they
+    cannot fill the block that way (a catalogue of one category), the products the cap held back
+    fill it, in their rank order, so a block is never short while there are buyable candidates."""
     wanted = [c for c in candidates if c.product_id not in exclude]
     if not wanted:
         return []
     per_category: dict[int, int] = {}
     cap = app_settings.MAX_PER_CATEGORY
-    items: list[Item] = []
+    chosen: list[int] = []  # positions in ``wanted``
+    held_back: list[int] = []
     facts: dict[int, tuple[bool, int | None]] = {}
     judged = 0
     for n, cand in enumerate(wanted):
         if n == judged:  # the next chunk: 1.5 times the limit first, then twice what is missing
-            judged += max(2 * (limit - len(items)), 4) if n else limit + limit // 2 + 1
+            judged += max(2 * (limit - len(chosen)), 4) if n else limit + limit // 2 + 1
             facts.update(product_facts([c.product_id for c in wanted[n:judged]], strategy, memo))
         fact = facts.get(cand.product_id)
         if not fact or not fact[0]:
@@ -781,15 +805,22 @@ def _items(candidates: list[Candidate], visitor: Visitor, placement: str, limit:
         category = fact[1]
         if cap and category is not None:
             if per_category.get(category, 0) >= cap:
+                held_back.append(n)
                 continue
             per_category[category] = per_category.get(category, 0) + 1
-        position = len(items) + 1
-        token = _click_signer().sign_object(
+        chosen.append(n)
+        if len(chosen) >= limit:
+            break
+    if len(chosen) < limit:
+        chosen = sorted(chosen + held_back[: limit - len(chosen)])
+    items: list[Item] = []
+    signer = _click_signer()
+    for position, n in enumerate(chosen, start=1):
+        cand = wanted[n]
+        token = signer.sign_object(
             {"p": placement, "v": cand.version_id, "i": position, "r": cand.rung, "w": visitor.digest}
         )
         items.append(Item(cand.product_id, cand.reason, cand.rung, position, cand.version_id, token))
-        if len(items) >= limit:
-            break
     return items
 
 

@@ -73,10 +73,19 @@ def test_product_preview_lists_five_similar_products(staff, trained):
 
 
 def test_customer_preview_shows_for_you_with_its_history(staff, trained):
-    user = trained.users[3]
+    user = trained.users[3]  # bought Product 06 and 07: in the history, never in the block
     page = staff.get(URL, {"customer": user.email}).content.decode()
     assert 'class="customer-preview"' in page and "From this history" in page
-    assert "Product 06" in page and "Product 07" in page
+    block = page[page.index('class="customer-preview"') : page.index("From this history")]
+    history = page[page.index("From this history") :]
+    assert "Product 06" in history and "Product 07" in history
+    assert ">Product 06</a>" not in block and ">Product 07</a>" not in block and "(model, v" in block
+
+
+def test_the_page_names_the_recurrent_cell(staff, trained):
+    version = ModelVersion.objects.get(kind=ModelKind.NEXT_ITEM, status=VersionStatus.LIVE)
+    ModelVersion.objects.filter(pk=version.pk).update(model_name="blend", parameters={"network": "lstm"})
+    assert "blend (LSTM)" in staff.get(URL).content.decode()
 
 
 def test_rollback_and_retire_buttons(staff, trained):

@@ -7,6 +7,7 @@ import re
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from oscar.core.loading import get_model
@@ -14,7 +15,7 @@ from oscar.core.loading import get_model
 from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import serving, versions
 from recommender.services.training import train_recommenders
-from tests.helpers import add_to_basket, browser, view_product, visitor_id_of
+from tests.helpers import BROWSER, add_to_basket, browser, view_product, visitor_id_of
 from tests.training_shop import AS_OF, LIGHT, module_shop, shop_per_test
 
 Product = get_model("catalogue", "Product")
@@ -126,15 +127,115 @@ def test_curated_recommendations_rank_first_on_product_pages(shop):
     assert "Recommended by our staff" in html
 
 
-def test_at_most_n_products_of_one_category(shop, settings):
+def _categorise(products, names):
+    """Product ``i`` goes into category ``names[i % len(names)]``."""
     Category = get_model("catalogue", "Category")
     ProductCategory = get_model("catalogue", "ProductCategory")
-    mugs = Category.add_root(name="Mugs")
-    for product in shop.products:
-        ProductCategory.objects.create(product=product, category=mugs)
+    categories = [Category.add_root(name=name) for name in names]
+    ProductCategory.objects.bulk_create(
+        ProductCategory(product=p, category=categories[i % len(categories)]) for i, p in enumerate(products)
+    )
+    serving.bump_catalogue_generation()
+
+
+def test_at_most_n_products_of_one_category_while_the_candidates_allow_it(shop, settings):
+    _categorise(shop.products, ["Mugs", "Plates", "Cups"])
     settings.RECOMMENDER = {**LIGHT, "MAX_PER_CATEGORY": 2}
     block = serving.recommend(None, "trending", visitor=serving.Visitor(None, ""), strategy=_strategy(), limit=6)
-    assert len(block.items) == 2
+    categories = [shop.products.index(Product.objects.get(pk=i.product_id)) % 3 for i in block.items]
+    assert sorted(categories) == [0, 0, 1, 1, 2, 2]
+
+
+def _one_category_catalogue(shop, n_products=3000):
+    """The shop's products and enough others to make ``n_products``, all in one category, buyable."""
+    from oscar.test.factories import create_product
+
+    template = create_product(title="Filler template", price=5, num_in_stock=10)
+    record = template.stockrecords.get()
+    fillers = Product.objects.bulk_create(
+        Product(
+            title=f"Filler {i:04d}", slug=f"filler-{i}", product_class=template.product_class, structure="standalone"
+        )
+        for i in range(n_products - len(shop.products) - 1)
+    )
+    StockRecord.objects.bulk_create(
+        StockRecord(product=p, partner=record.partner, partner_sku=f"F{p.pk}", price=5, num_in_stock=10)
+        for p in fillers
+    )
+    _categorise([*shop.products, template, *fillers], ["Everything"])
+    assert Product.objects.count() == n_products
+
+
+def test_blocks_fill_up_in_a_one_category_catalogue(shop):
+    """3,000 products in one category, MAX_PER_CATEGORY at its default (3): every block still holds
+    what was asked for: 8 from the service, 4 in the page's 4-wide rows, 10 from the API."""
+    _one_category_catalogue(shop)
+    visitor, product = serving.Visitor(None, ""), shop.products[6]
+    for placement in ("also_bought", "also_viewed", "bought_together", "trending", "for_you"):
+        block = serving.recommend(None, placement, product=product, visitor=visitor, strategy=_strategy(), limit=8)
+        assert len(block.items) == 8, placement
+    client = browser()
+    html = view_product(client, product).content.decode()
+    assert len(block_titles(html, "also_bought")) == len(block_titles(html, "also_viewed")) == 4
+    assert block_titles(html, "also_bought")[0] == "Product 07"
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "also_viewed"})
+    assert len(client.get(url, {"product": product.pk, "limit": 10}).json()["results"]) == 10
+
+
+def test_the_baskets_bought_together_is_anchored_on_the_basket(shop):
+    """The basket page's "Frequently bought together" shows what is bought with the basket's products;
+    two baskets of other products each see their own, through one shared cache."""
+    first, second = browser(), browser()
+    add_to_basket(first, shop.products[6])
+    add_to_basket(second, shop.products[12])
+    for client, pair in ((first, "Product 07"), (second, "Product 13"), (first, "Product 07")):
+        html = client.get(reverse("basket:summary")).content.decode()
+        assert block_titles(html, "bought_together")[0] == pair
+    assert "Often bought with Product 06" in first.get(reverse("basket:summary")).content.decode()
+    block = serving.recommend(
+        None,
+        "bought_together",
+        visitor=serving.Visitor(None, ""),
+        strategy=_strategy(),
+        basket_ids={shop.products[6].pk},
+    )
+    assert block.items[0].rung == "bought_together" and block.items[0].product_id == shop.products[7].pk
+    # on a product page the page's product and the basket's both anchor it
+    add_to_basket(first, shop.products[20])
+    block = serving.recommend(
+        None, "bought_together", product=shop.products[20], visitor=serving.Visitor(None, ""),
+        strategy=_strategy(), basket_ids={shop.products[6].pk},
+    )  # fmt: skip
+    assert {i.product_id for i in block.items[:2]} == {shop.products[7].pk, shop.products[21].pk}
+
+
+def test_the_staff_preview_is_the_customers_own_block(shop, client, django_user_model):
+    """Staff see what the customer sees, with the same exclusions: what they bought is left out."""
+    from recommender.services import preview
+
+    customer = shop.users[3]  # bought Product 06 and 07
+    client.force_login(customer)
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "for_you"})
+    shopper = [r["id"] for r in client.get(url, {"limit": 5}, HTTP_USER_AGENT=BROWSER).json()["results"]]
+    staff_view = preview.for_customer(customer, k=5)
+    assert [i.product_id for i in staff_view.items] == shopper and len(shopper) == 5
+    assert not {shop.products[6].pk, shop.products[7].pk} & set(shopper)
+    staff = django_user_model.objects.create_user("boss", "boss@example.com", "pw", is_staff=True)
+    client.force_login(staff)
+    preview_url = reverse("recommender-api:preview", kwargs={"user_id": customer.pk, "placement": "for_you"})
+    assert [r["id"] for r in client.get(preview_url, {"limit": 5}).json()["results"]] == shopper
+
+
+def test_bots_get_blocks_that_are_not_personal(shop):
+    """A crawler records nothing and sees the blocks every new visitor sees."""
+    Event = get_model("recommender", "Event")
+    before = Event.objects.count()
+    bot = Client(HTTP_USER_AGENT="python-requests/2.32")
+    html = view_product(bot, shop.products[6]).content.decode()
+    assert block_titles(html, "also_bought")[0] == "Product 07"
+    catalogue = bot.get(CATALOGUE).content.decode()
+    assert block_titles(catalogue, "for_you") and "Because you viewed" not in catalogue
+    assert Event.objects.count() == before
 
 
 def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplog):

@@ -83,13 +83,16 @@ def test_the_live_models_answer_with_the_learnt_pairs(shop, settings):
     settings.RECOMMENDER = LIGHT
     train_recommenders(AS_OF)
     first = shop.products[6]
-    similar = preview.similar(ModelKind.ALSO_VIEWED, first, k=5)
-    assert similar.products[0] == shop.pair_of(first)
-    # "for you" over a customer's own history: after viewing P06 comes P07
-    user = shop.users[3]  # favourite pair 3 = (P06, P07)
+    similar = preview.for_product("also_viewed", first)
+    assert similar.products[0] == shop.pair_of(first) and similar.items[0].rung == "also_viewed"
+    # "for you" over a new customer's own history: after viewing P06 comes P07
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("newcomer", "newcomer@example.com", "pw")
     Event = get_model("recommender", "Event")
     Event.objects.create(kind="view", user=user, product=first, created=AS_OF + timedelta(hours=1))
-    assert shop.pair_of(first) in preview.for_customer(user, k=3).products
+    for_you = preview.for_customer(user, k=3)
+    assert shop.pair_of(first) in for_you.products and for_you.history == [first]
 
 
 @pytest.mark.django_db
@@ -191,7 +194,7 @@ def test_rollback_restores_the_previous_versions_recommendations(shop, settings)
     train_recommenders(AS_OF - timedelta(days=20), [ModelKind.ALSO_VIEWED])
     first = live(ModelKind.ALSO_VIEWED)
     product = shop.products[10]
-    before = preview.similar(ModelKind.ALSO_VIEWED, product, k=5).products
+    before = preview.for_product("also_viewed", product).products
     # new behaviour: product 10 is now viewed with product 30
     Event = get_model("recommender", "Event")
     for n in range(60):
@@ -202,13 +205,13 @@ def test_rollback_restores_the_previous_versions_recommendations(shop, settings)
     train_recommenders(AS_OF, [ModelKind.ALSO_VIEWED])
     second = live(ModelKind.ALSO_VIEWED)
     assert second != first
-    after = preview.similar(ModelKind.ALSO_VIEWED, product, k=5).products
+    after = preview.for_product("also_viewed", product).products
     assert after != before and after[0] == shop.products[30]
     first.refresh_from_db()
     assert first.status == VersionStatus.RETIRED
     versions.promote(first)
     assert live(ModelKind.ALSO_VIEWED) == first
-    assert preview.similar(ModelKind.ALSO_VIEWED, product, k=5).products == before
+    assert preview.for_product("also_viewed", product).products == before
 
 
 @pytest.mark.django_db
