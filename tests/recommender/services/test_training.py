@@ -312,10 +312,15 @@ def test_the_recurrent_blend_trains_with_either_cell(shop, settings, cell):
         **LIGHT, "NEXT_ITEM_MODEL": "blend", "RNN_CELL": cell,
         "NEXT_ITEM_PARAMS": {"networks": 1, "component_params": {cell: small}},
     }  # fmt: skip
-    run = train_recommenders(AS_OF, [ModelKind.NEXT_ITEM])
+    reports = []
+    run = train_recommenders(AS_OF, [ModelKind.NEXT_ITEM], progress=lambda step, info: reports.append(info))
     version = run.versions.get()
     assert run.status == TrainingStatus.SUCCEEDED, run.error
     assert version.model_name == "blend" and version.parameters["network"] == cell
+    # the progress bar hears of every epoch, with the cell and the seconds left of the budget
+    epochs = [r for r in reports if "epoch" in r]
+    assert {"epoch": "1/2", "cell": cell} in [{k: r[k] for k in ("epoch", "cell")} for r in epochs]
+    assert all(r["left"].endswith("s") for r in epochs)
     assert version.parameters["component_params"][cell]["use_time"] is True
     assert version.status == VersionStatus.LIVE, version.reason
     model = versions.load(version).model
