@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import get_object_or_404
 from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +20,8 @@ from rest_framework import permissions, serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from personalization_core.fields import StrictIntegerField
@@ -35,24 +37,58 @@ PARAMETERS = [
 ]
 
 
-class RecommendationThrottle(AnonRateThrottle):
-    """Anonymous callers: ``DEFAULT_THROTTLE_RATES["recommendations"]`` (default 120/min)."""
+class _HashedThrottle(SimpleRateThrottle):
+    """Counts calls under a salted HMAC of who calls, so the cache never holds a raw IP address or
+    visitor id; a rate missing from ``DEFAULT_THROTTLE_RATES`` takes the class's ``default_rate``.
 
-    scope = "recommendations"
+    The address is the one Django sees (``REMOTE_ADDR``): ``X-Forwarded-For`` counts only when the
+    shop declares its proxies with DRF's ``NUM_PROXIES`` (a client can write any address there).
+    While the cache does not answer (Redis down or hung), calls are let through: the counts are
+    unknown, and the shop's pages and API stay up rather than refusing everyone."""
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        """DRF keys the count by the caller's raw IP; we key it by a salted HMAC of it, so no raw
-        IP address is stored in the cache."""
-        if request.user and request.user.is_authenticated:
-            return None
-        ident = salted_hmac("recommender.throttle", self.get_ident(request)).hexdigest()[:32]
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+    default_rate = "120/min"
 
     def get_rate(self) -> str | None:
         try:
             return super().get_rate()
-        except Exception:  # the project has no rate for our scope: a sensible default
-            return "120/min"
+        except ImproperlyConfigured:
+            return self.default_rate
+
+    def get_ident(self, request: Request) -> str:
+        if api_settings.NUM_PROXIES is None:
+            return request.META.get("REMOTE_ADDR", "")
+        return super().get_ident(request)
+
+    def hashed_key(self, ident: str) -> str:
+        digest = salted_hmac("recommender.throttle", ident).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": digest}
+
+
+class RecommendationThrottle(_HashedThrottle):
+    """Per visitor: the user, else the signed visitor cookie, else the address
+    (``DEFAULT_THROTTLE_RATES["recommendations"]``, default 120/min)."""
+
+    scope = "recommendations"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        from recommender.tracking import visitor_id
+
+        if request.user and request.user.is_authenticated:
+            return self.hashed_key(f"user:{request.user.pk}")
+        vid = visitor_id(request._request, create=False)
+        return self.hashed_key(f"visitor:{vid}" if vid else f"address:{self.get_ident(request)}")
+
+
+class RecommendationAddressThrottle(_HashedThrottle):
+    """Per address, whoever calls from it (``DEFAULT_THROTTLE_RATES["recommendations_address"]``,
+    default 600/min: shoppers behind one office or mobile-carrier address share it); a client that
+    drops its cookie to get a fresh visitor count still meets this one."""
+
+    scope = "recommendations_address"
+    default_rate = "600/min"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.hashed_key(f"address:{self.get_ident(request)}")
 
 
 class _Query(serializers.Serializer):
@@ -89,7 +125,7 @@ def _block(request: Request, placement: str, visitor: serving.Visitor, basket_id
 
 class RecommendationsView(APIView):
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [RecommendationThrottle]
+    throttle_classes = [RecommendationAddressThrottle, RecommendationThrottle]
 
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_for_visitor")
     def get(self, request: Request, placement: str) -> Response:

@@ -208,3 +208,20 @@ def test_train_now_answers_when_the_broker_hangs_or_is_dead(redis_server, client
         page = client.post(url, follow=True).content.decode()
         assert time.monotonic() - started < 3 * 0.5 + 1.0, outage.__name__
         assert "Could not queue the training" in page, outage.__name__
+
+
+@pytest.mark.django_db
+def test_the_api_throttle_lets_calls_through_while_redis_hangs(own_cache, monkeypatch):
+    """The stated choice: while the cache does not answer, the throttle's counts are unknown and the
+    API keeps answering (within the socket timeout) rather than refusing every shopper."""
+    from recommender.api.views import RecommendationThrottle
+
+    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "2/min"})
+    client = browser()
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    own_cache.pause()
+    t = time.perf_counter()
+    assert [client.get(url).status_code for _ in range(5)] == [200] * 5
+    assert time.perf_counter() - t < SOCKET_TIMEOUT + 2.0
+    own_cache.resume()

@@ -426,6 +426,28 @@ def test_anonymous_api_callers_are_throttled(shop, monkeypatch):
         assert keys and not any("127.0.0.1" in k for k in keys)
 
 
+def test_a_forged_forwarded_for_header_does_not_escape_the_throttle(shop, monkeypatch, settings):
+    """Each call claims another X-Forwarded-For address: the count is the address Django sees, unless
+    the shop declares its proxies (DRF's NUM_PROXIES); a fresh visitor per call meets the address cap."""
+    from recommender.api.views import RecommendationAddressThrottle, RecommendationThrottle
+
+    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "3/min"})
+    monkeypatch.setattr(RecommendationAddressThrottle, "THROTTLE_RATES", {"recommendations_address": "5/min"})
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
+    spoofed = [browser().get(url, HTTP_X_FORWARDED_FOR=f"10.0.{n}.1").status_code for n in range(20)]
+    assert spoofed == [200] * 3 + [429] * 17  # clients without a visitor cookie count as their address
+    cache.clear()
+    visitors = [browser() for _ in range(4)]
+    for client in visitors:
+        view_product(client, shop.products[1])  # each gets its own visitor cookie
+    calls = [client.get(url).status_code for client in visitors for _ in range(2)]
+    assert calls.count(200) == 5 and calls[-1] == 429  # each visitor may call 3 times, the address 5
+    cache.clear()
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # behind one declared proxy
+    forwarded = [browser().get(url, HTTP_X_FORWARDED_FOR=f"10.0.{n}.1").status_code for n in range(20)]
+    assert forwarded == [200] * 20
+
+
 def _block_html(html: str, placement: str) -> str:
     match = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
     return match.group(1) if match else ""
