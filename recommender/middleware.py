@@ -1,18 +1,50 @@
-"""Makes the current request visible to signal receivers and sets the signed visitor cookie."""
+"""Makes the current request visible to signal receivers, sets the signed visitor cookie, and turns
+away requests carrying NUL characters."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from recommender.conf import app_settings
 from recommender.tracking import VISITOR_COOKIE_SALT, current_request, should_track, visitor_cookie_value
 
+logger = logging.getLogger(__name__)
+
+
+def nul_in_request(request: HttpRequest) -> str:
+    """Where the request carries a NUL character ("" when nowhere): the path, a query parameter, a
+    header or cookie, or the credentials inside ``Authorization: Basic``. No form or database
+    accepts one (PostgreSQL refuses NUL in text), so it is never a shopper's input."""
+    if "\x00" in request.path:
+        return "the path"
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in v for v in values):
+            return "the query string"
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            return f"the {key[5:].replace('_', '-').title()} header"
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, encoded = auth.partition(" ")
+    if scheme.lower() == "basic" and encoded:
+        try:
+            if b"\x00" in base64.b64decode(encoded.strip(), validate=True):
+                return "the Basic credentials"
+        except (binascii.Error, ValueError):
+            pass  # not base64: the authentication class answers that with its own 401
+    return ""
+
 
 class VisitorMiddleware:
     """Add after Oscar's ``BasketMiddleware``.
+
+    A request with a NUL character in its path, query string, headers or Basic credentials gets a
+    400 before any view runs (it would otherwise reach a database query and fail with a 500).
 
     Sets the signed pseudonymous visitor cookie only when an event was recorded for a
     new anonymous visitor, so untracked visitors (Sec-GPC, no consent, bots) get no
@@ -24,6 +56,10 @@ class VisitorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        where = nul_in_request(request)
+        if where:
+            logger.info("refused a request with a NUL character in %s: %s", where, request.path[:200])
+            return HttpResponseBadRequest(f"A NUL character in {where} is not allowed.", content_type="text/plain")
         token = current_request.set(request)
         try:
             response = self.get_response(request)

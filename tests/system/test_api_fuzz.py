@@ -2,8 +2,8 @@
 
 The schema is loaded from the running Django WSGI application (the real URL conf, middleware
 and views, on the test database), every operation is sent a bounded number of generated
-requests, valid (``positive``) and invalid (``negative``) ones, as a staff user and anonymously,
-and each response is checked: never a 5xx, and a documented status conforms to its schema and
+requests, valid (``positive``) and invalid (``negative``) ones, with their generated headers
+(``Authorization: Basic`` included), as a staff user and anonymously, and each response is checked: never a 5xx, and a documented status conforms to its schema and
 content type. With ``DEBUG`` off no ERROR record reaches the ``django.request`` logger.
 """
 
@@ -51,9 +51,9 @@ def _fuzz(operation: Any, mode: GenerationMode, caller: str, cookies: dict[str, 
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: Any) -> None:
-        # the schema documents session and basic auth: generated credentials would only ever
-        # give 403, so the caller's own (a staff session, or none) replace them
-        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        # the schema documents session and basic auth: the generated headers are sent, Basic
+        # credentials included (never valid ones: 401/403, or 400 for a NUL in them), beside the
+        # caller's own session cookie (staff) or none (anonymous)
         case.cookies = {}
         response = case.call(headers={"User-Agent": BROWSER}, cookies=cookies)
         sent[caller] += 1

@@ -27,6 +27,7 @@ from oscar.test.factories import UserFactory
 from segmentation import services
 from segmentation.params import MAX_INT, ORDERINGS
 from segmentation.testing import make_order
+from tests.helpers import BROWSER
 
 pytestmark = pytest.mark.django_db
 
@@ -166,7 +167,54 @@ def test_admin_filters_refuse_nul(client: Any, server_errors: list) -> None:
         assert client.get(f"/admin/segmentation/{url}/", {"q": "a"}).status_code == 200
 
 
+def _basic(credentials: bytes) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
+def test_a_nul_character_anywhere_gets_400_never_500(client: Any, server_errors: list) -> None:
+    """NUL in Basic credentials, a query string or a header reaches no view (PostgreSQL refuses NUL
+    in text: these were 500s there)."""
+    client.raise_request_exception = False
+    for url in ("/api/recommendations/for_you/", "/api/schema/", "/api/segmentation/runs/"):
+        response = client.get(url, HTTP_AUTHORIZATION=_basic(b"a\x00b:x"), HTTP_USER_AGENT=BROWSER)
+        assert response.status_code == 400 and b"Basic credentials" in response.content
+        assert client.get(url, HTTP_AUTHORIZATION=_basic(b"ab:x"), HTTP_USER_AGENT=BROWSER).status_code in (401, 403)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    for url, params in (
+        ("/dashboard/recommendations/models/", {"product": "\x00"}),
+        ("/dashboard/recommendations/models/", {"customer": "a\x00"}),
+        ("/admin/recommender/event/", {"visitor_id": "\x00"}),
+        ("/catalogue/", {"q": "mug\x00"}),
+    ):
+        assert client.get(url, params).status_code == 400, (url, params)
+        assert client.get(url).status_code == 200, url
+    assert client.get("/catalogue/", HTTP_X_CUSTOM="a\x00b").status_code == 400
+
+
 # -- property tests: open-ended parameter values through the real views ------------------------
+
+
+STAFF_QUERIES = [
+    ("/dashboard/recommendations/models/", "product"),
+    ("/dashboard/recommendations/models/", "customer"),
+    ("/admin/recommender/event/", "visitor_id"),
+    ("/admin/recommender/event/", "q"),
+    ("/admin/recommender/modelversion/", "q"),
+]
+
+
+@HYPOTHESIS
+@given(value=st.text(max_size=300))
+def test_the_staff_pages_answer_any_query_string_without_a_server_error(
+    client: Any, server_errors: list, value: str
+) -> None:
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.raise_request_exception = False
+    for url, key in STAFF_QUERIES:
+        assert client.get(url, {key: value}).status_code in (200, 400), (url, key, value)
+
 
 INTEGER_TEXT = st.one_of(
     st.text(max_size=14),
