@@ -210,6 +210,64 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage
     return messages
 
 
+#: secret keys published with a project or a tutorial: a shop running on one lets anyone sign
+#: cookies (sessions, the visitor cookie) and recommendation links
+PUBLIC_SECRET_KEYS = ("demo-only-insecure-key-change-me", "readme-project-only-not-a-secret")
+
+
+def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """With ``DEBUG`` off: a public secret key, a visitor cookie sent over plain HTTP, and 500s that
+    no log handler would write down."""
+    if settings.DEBUG:
+        return []
+    from recommender.conf import app_settings
+
+    messages: list[checks.CMessage] = []
+    key = str(getattr(settings, "SECRET_KEY", ""))
+    if key in PUBLIC_SECRET_KEYS or key.startswith("django-insecure-") or len(set(key)) < 5:
+        messages.append(checks.Warning(
+            "SECRET_KEY is a published or trivial key while DEBUG is off.",
+            hint="Anyone can forge sessions, visitor cookies and recommendation links: set a long random "
+                 "DJANGO_SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(50))').",
+            id="recommender.W004",
+        ))  # fmt: skip
+    if app_settings.VISITOR_COOKIE_SECURE is False or not getattr(settings, "SESSION_COOKIE_SECURE", False):
+        messages.append(checks.Warning(
+            "The session or the visitor cookie may be sent over plain HTTP while DEBUG is off.",
+            hint="Serve the shop over HTTPS with SESSION_COOKIE_SECURE = True, and leave "
+                 "RECOMMENDER['VISITOR_COOKIE_SECURE'] at None (Secure on HTTPS) or True.",
+            id="recommender.W005",
+        ))  # fmt: skip
+    if not _request_errors_are_written():
+        messages.append(checks.Warning(
+            "A server error (500) would leave no trace: no log handler writes django.request errors.",
+            hint='Add a root handler to LOGGING, e.g. "root": {"handlers": ["console"], "level": "WARNING"} '
+                 '(README, "Logging").',
+            id="recommender.W006",
+        ))  # fmt: skip
+    return messages
+
+
+def _request_errors_are_written() -> bool:
+    """Whether an ERROR of ``django.request`` reaches a handler that writes it somewhere with DEBUG off
+    (the mail handler counts only with ADMINS; handlers limited to DEBUG do not count)."""
+    import logging
+
+    from django.utils.log import AdminEmailHandler, RequireDebugTrue
+
+    logger: logging.Logger | None = logging.getLogger("django.request")
+    while logger is not None:
+        if (logger.level and logger.level > logging.ERROR) or logger.disabled:
+            return False
+        for handler in logger.handlers:
+            debug_only = any(isinstance(f, RequireDebugTrue) for f in handler.filters)
+            mail_to_nobody = isinstance(handler, AdminEmailHandler) and not settings.ADMINS
+            if not debug_only and not mail_to_nobody and handler.level <= logging.ERROR:
+                return True
+        logger = logger.parent if logger.propagate else None  # type: ignore[assignment]
+    return False
+
+
 def register() -> None:
     checks.register(check_oscar_apps, checks.Tags.compatibility)
     checks.register(check_recommender_settings)
@@ -217,3 +275,4 @@ def register() -> None:
     checks.register(check_broker, checks.Tags.compatibility, deploy=False)
     checks.register(check_task_lock_cache, checks.Tags.caches)
     checks.register(check_caches, checks.Tags.caches)
+    checks.register(check_production, checks.Tags.security)

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "CONSENT_COOKIE": "tracking_consent",
     "VISITOR_COOKIE": "oscar_visitor",  # pseudonymous random id of a browser
     "VISITOR_COOKIE_AGE": 365 * 24 * 3600,
-    "VISITOR_COOKIE_SECURE": False,
+    "VISITOR_COOKIE_SECURE": None,  # None: Secure whenever the request came over HTTPS
     "BOT_USER_AGENTS": (
         r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|bingpreview|headlesschrome|"
         r"python-requests|python-urllib|curl/|wget/|httpclient|go-http-client|scrapy|lighthouse|pingdom"
@@ -72,7 +72,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "CONSENT_COOKIE": str,
     "VISITOR_COOKIE": str,
     "VISITOR_COOKIE_AGE": int,
-    "VISITOR_COOKIE_SECURE": bool,
+    "VISITOR_COOKIE_SECURE": (bool, type(None)),
     "BOT_USER_AGENTS": str,
     "EVENT_RETENTION_DAYS": (int, type(None)),
     "EVENT_ASYNC_COMMIT": bool,

@@ -65,24 +65,28 @@ class VisitorMiddleware:
             response = self.get_response(request)
         finally:
             current_request.reset(token)
+        if hasattr(request, "_recommender_request_id"):  # something was logged: the id names the record
+            response.headers.setdefault("X-Request-ID", request._recommender_request_id)
         new_visitor = getattr(request, "_recommender_new_visitor", None)
         if getattr(request, "_recommender_rotate", False):
             if should_track(request):
-                self._set(response, new_visitor or secrets.token_hex(16), mergeable=False)
+                self._set(request, response, new_visitor or secrets.token_hex(16), mergeable=False)
             else:
                 response.delete_cookie(app_settings.VISITOR_COOKIE, samesite="Lax")
         elif new_visitor:
-            self._set(response, new_visitor, mergeable=getattr(request, "_recommender_mergeable", False))
+            self._set(request, response, new_visitor, mergeable=getattr(request, "_recommender_mergeable", False))
         return response
 
     @staticmethod
-    def _set(response: HttpResponse, vid: str, mergeable: bool) -> None:
+    def _set(request: HttpRequest, response: HttpResponse, vid: str, mergeable: bool) -> None:
+        secure = app_settings.VISITOR_COOKIE_SECURE
+
         response.set_signed_cookie(
             app_settings.VISITOR_COOKIE,
             visitor_cookie_value(vid, mergeable),
             salt=VISITOR_COOKIE_SALT,
             max_age=app_settings.VISITOR_COOKIE_AGE,
-            secure=app_settings.VISITOR_COOKIE_SECURE,
+            secure=request.is_secure() if secure is None else secure,
             httponly=True,
             samesite="Lax",
         )

@@ -263,12 +263,19 @@ RECOMMENDER = {
 # every guest invoice a "customer", so the demo segments registered customers only.
 SEGMENTATION = {"INCLUDE_GUESTS": False}
 
+# Everything of WARNING and above, every server error (500) with its traceback included, goes once
+# to stderr with the request's id (README, "Logging"); our apps' INFO lines too.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "recommender.logs.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
-        "recommender": {"handlers": ["console"], "level": "INFO"},
-        "segmentation": {"handlers": ["console"], "level": "INFO"},
+        "recommender": {"level": "INFO"},
+        "segmentation": {"level": "INFO"},
     },
 }

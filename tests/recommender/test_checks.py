@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.management import call_command
 
 from recommender import checks
@@ -90,3 +92,34 @@ def test_training_settings_are_checked_at_startup(settings):
     assert found == [f"recommender.E0{i:02d}" for i in (5, 6, 7, 8, 9, 12)]
     settings.RECOMMENDER = {"RNN_CELL": "lstm", "GATE_METRIC": "ndcg@10", "NEXT_ITEM_MODEL": "hybrid"}
     assert checks.check_training_settings() == []
+
+
+def test_production_settings_are_checked_when_debug_is_off(settings):
+    from logging.config import dictConfig
+
+    from django.utils.log import DEFAULT_LOGGING
+
+    settings.DEBUG = False
+    settings.SECRET_KEY = "demo-only-insecure-key-change-me"
+    settings.SESSION_COOKIE_SECURE = False
+    assert ids(checks.check_production()) == ["recommender.W004", "recommender.W005"]  # the demo logs 500s
+    settings.SECRET_KEY = "a-long-random-key-nobody-has-published-1234567890"
+    settings.SESSION_COOKIE_SECURE = True
+    assert checks.check_production() == []
+    settings.RECOMMENDER = {"VISITOR_COOKIE_SECURE": False}
+    assert ids(checks.check_production()) == ["recommender.W005"]
+    settings.RECOMMENDER = {}
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    try:  # Django's own logging only: errors go to the mail of empty ADMINS, or to DEBUG's console
+        root.handlers = []
+        dictConfig(DEFAULT_LOGGING)
+        settings.ADMINS = []
+        assert ids(checks.check_production()) == ["recommender.W006"]
+    finally:
+        root.handlers = handlers
+        from django.conf import settings as live
+
+        dictConfig(live.LOGGING)
+    settings.DEBUG = True
+    assert checks.check_production() == []

@@ -16,6 +16,7 @@ import pandas as pd
 from django.db import transaction
 
 from shop.importers.online_retail.reader import (
+    LIMIT_REASONS,
     customer_table,
     invoice_table,
     normalize,
@@ -48,6 +49,7 @@ class OnlineRetailImporter(OnlineRetailWriter):
         *,
         limit_rows: int | None = None,
         limit_customers: int | None = None,
+        encoding: str | None = None,
         batch_size: int = 2000,
         dry_run: bool = False,
         progress: ProgressFactory | None = None,
@@ -56,6 +58,7 @@ class OnlineRetailImporter(OnlineRetailWriter):
         self.path = Path(path)
         self.limit_rows = limit_rows
         self.limit_customers = limit_customers
+        self.encoding = encoding  # None: UTF-8 (reader.DEFAULT_ENCODING); never guessed
         self.dry_run = dry_run
 
     # -- phase 1: read and validate everything ------------------------------------
@@ -63,10 +66,11 @@ class OnlineRetailImporter(OnlineRetailWriter):
     def load(self, result: ImportResult) -> pd.DataFrame:
         """Read + validate; fill the read/skip part of ``result``; return importable lines."""
         t0 = time.perf_counter()
-        frame, unknown = read_online_retail(self.path, self.limit_rows)
+        frame, unknown = read_online_retail(self.path, self.limit_rows, encoding=self.encoding)
         result.unknown_columns = unknown
         result.rows_read = len(frame)
-        lines = normalize(frame)
+        limits = self.column_limits()
+        lines = normalize(frame, limits)
         del frame
         if self.limit_customers is not None:
             lines = select_customers(lines, self.limit_customers)
@@ -76,8 +80,12 @@ class OnlineRetailImporter(OnlineRetailWriter):
         if len(bad):
             result.skipped.update(bad["reason"].value_counts().to_dict())
             result.skipped_invoices.update(bad.groupby("reason")["invoice"].nunique().to_dict())
-            result.skipped_examples.update(bad.groupby("reason")["line"].min().to_dict())
+            result.skipped_examples.update(
+                {reason: sorted(group.nsmallest(5).tolist()) for reason, group in bad.groupby("reason")["line"]}
+            )
             result.revenue_skipped = cents(int(bad["amount_cents"].sum()))
+            if not set(result.skipped).isdisjoint(LIMIT_REASONS):
+                result.column_limits = limits.describe()
         valid = lines[lines["reason"] == ""].reset_index(drop=True)
         result.rows_valid = len(valid)
         result.seconds["read+validate"] = time.perf_counter() - t0

@@ -8,25 +8,37 @@ that applies (``R_...``, '' = importable); :func:`product_table`,
 customer and invoice from the importable lines. A file that cannot be imported at
 all raises :class:`OnlineRetailError` before anything is written.
 
+Nothing is guessed: a CSV file is UTF-8 (a byte order mark is allowed) unless the
+caller names its encoding, and a byte that does not decode is an error naming its
+line, column and offset. A line whose values the database columns cannot hold (a NUL
+byte, a text longer than its column, a number beyond its column's range:
+:class:`ColumnLimits`) is skipped with its reason, like any other bad line.
+
 What the columns mean and how they are mapped onto Oscar is described in
 ``shop/data/README.md``.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import re
+import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "DEFAULT_ENCODING",
+    "LIMIT_REASONS",
     "REQUIRED_COLUMNS",
+    "ColumnLimits",
     "OnlineRetailColumnError",
     "OnlineRetailError",
     "customer_table",
@@ -78,12 +90,80 @@ R_NEG_QTY_SALE = "negative quantity on a sales invoice (stock write-off)"
 R_POS_QTY_CANCEL = "positive quantity on a cancellation invoice"
 R_ZERO_PRICE = "zero unit price"
 R_NEG_PRICE = "negative unit price"
+# ... and the values the database columns cannot hold (:class:`ColumnLimits`)
+R_QTY_RANGE = "quantity beyond its database column"
+R_PRICE_RANGE = "unit price beyond its database column"
+R_AMOUNT_RANGE = "line amount (quantity x unit price) beyond its database column"
+R_NUL = "NUL byte in a text field"
+R_LONG_INVOICE = "invoice number longer than its database column"
+R_LONG_STOCK = "stock code longer than its database column"
+R_LONG_DESCRIPTION = "description longer than its database column"
+R_LONG_CUSTOMER = "customer ID longer than its database column"
+R_INVOICE_TOTAL = "invoice total beyond its database column"
+#: the reasons that :class:`ColumnLimits` decide (the report then names the limits)
+LIMIT_REASONS: tuple[str, ...] = (
+    R_QTY_RANGE,
+    R_PRICE_RANGE,
+    R_AMOUNT_RANGE,
+    R_LONG_INVOICE,
+    R_LONG_STOCK,
+    R_LONG_DESCRIPTION,
+    R_LONG_CUSTOMER,
+    R_INVOICE_TOTAL,
+)
+
+#: a CSV file's encoding unless the caller names one: UTF-8, with or without a byte order mark
+DEFAULT_ENCODING = "utf-8-sig"
+_UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})  # codecs.lookup(...).name
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_CHUNK = 1 << 20
+# the largest integers that float64 (pandas' parsing) and int64 (the sums) hold exactly
+_EXACT = 2**53 - 1
 
 _INVOICE_RE = r"^C?\d+$"
 
 
 class OnlineRetailError(ValueError):
     """The file cannot be imported at all (unreadable, wrong format, wrong columns)."""
+
+
+@dataclass(frozen=True)
+class ColumnLimits:
+    """What the database columns that a line's values are written to can hold.
+
+    Text limits are in characters (``None``: not checked); ``quantity`` is the largest
+    ``abs(Quantity)``; ``cents`` the largest absolute amount in pence (a unit price, a
+    line amount, an invoice total). The defaults only keep the reader's arithmetic
+    exact; the writer reads Oscar's limits from its models
+    (:meth:`~shop.importers.online_retail.writer.OnlineRetailWriter.column_limits`).
+    """
+
+    invoice: int | None = None
+    stock: int | None = None
+    description: int | None = None
+    customer: int | None = None
+    quantity: int = _EXACT
+    cents: int = _EXACT // 10 - 1
+
+    def describe(self) -> str:
+        """The limits in words, for the import report."""
+        texts = [
+            f"{name} {limit:,} characters"
+            for name, limit in (
+                ("invoice number", self.invoice),
+                ("stock code", self.stock),
+                ("description", self.description),
+                ("customer ID", self.customer),
+            )
+            if limit is not None
+        ]
+        amount = f"{self.cents // 100:,}.{self.cents % 100:02d}"
+        return ", ".join([*texts, f"quantity {self.quantity:,}", f"amount {amount} (either sign)"])
 
 
 class OnlineRetailColumnError(OnlineRetailError):
@@ -138,42 +218,147 @@ def map_columns(names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     return mapping, unknown
 
 
-def _check_field_counts(
+def _resolve_encoding(encoding: str | None) -> tuple[str, str]:
+    """``(codec to read with, name for messages)``; UTF-8 always accepts a byte order mark."""
+    if encoding is None:
+        return DEFAULT_ENCODING, "UTF-8"
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise OnlineRetailError(
+            f"--encoding {encoding!r} is not a text encoding that Python knows (e.g. utf-8, cp1252, latin-1)"
+        )
+    if info.name in _UTF8_NAMES:
+        return DEFAULT_ENCODING, "UTF-8"
+    return info.name, encoding
+
+
+def _open_binary(path: Path, compression: str | None) -> BinaryIO:
+    return gzip.open(path, "rb") if compression == "gzip" else path.open("rb")  # type: ignore[return-value]
+
+
+def _check_decoding(path: Path, compression: str | None, encoding: str, label: str, named: bool) -> None:
+    """Every byte of the file decodes with ``encoding``, or OnlineRetailError naming the first that does not.
+
+    Its line and column (as an editor counts them: ``\\n``, ``\\r\\n`` or ``\\r`` end a
+    line) and its byte offset (in the uncompressed text of a ``.gz``). The whole file is
+    checked, ``limit_rows`` or not: a file is in one encoding or it is not.
+    """
+    utf8 = encoding == DEFAULT_ENCODING
+    with _open_binary(path, compression) as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8) and not utf8:
+            raise OnlineRetailError(
+                f"{path}: the file starts with a UTF-8 byte order mark, but --encoding {label} was named: "
+                "it is UTF-8 (leave --encoding out). Nothing was imported."
+            )
+        # the codec for the check: plain UTF-8 after a byte order mark, so offsets are the file's
+        codec = "utf-8" if utf8 else encoding
+        skip = len(codecs.BOM_UTF8) if utf8 and head.startswith(codecs.BOM_UTF8) else 0
+        decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+        try:
+            decoder.decode(head[skip:])
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return
+        except UnicodeDecodeError:
+            pass
+    with _open_binary(path, compression) as fh:  # the rare path: read it all and find the byte
+        data = fh.read()
+    try:
+        data[skip:].decode(codec)
+    except UnicodeDecodeError as exc:
+        start, end, reason = skip + exc.start, skip + exc.end, exc.reason
+    else:  # pragma: no cover - the incremental decoder failed, so the whole decode does
+        raise OnlineRetailError(f"{path}: the file is not {label}. Nothing was imported.")
+    before = data[skip:start].decode(codec)
+    line = 1 + before.count("\n") + before.count("\r") - before.count("\r\n")
+    column = len(before) - max(before.rfind("\n"), before.rfind("\r"))
+    first = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
+    stops = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
+    text = data[first : min(stops, default=len(data))].decode(codec, errors="backslashreplace")
+    where = f"byte {start:,}" + (" of the uncompressed text" if compression else "")
+    message = (
+        f"{path}: line {line}, column {column} ({where}): {data[start:end]!r} is not {label} ({reason}), "
+        f"in {text[:160]!r}. "
+    )
+    if named:
+        message += f"Name the file's own encoding with --encoding (it is not {label})."
+    else:
+        bom = next((name for mark, name in _BOMS if data.startswith(mark)), None)
+        message += (
+            f"The file starts with a {bom} byte order mark: read it with --encoding {bom.lower()}. "
+            if bom
+            else "A CSV file is read as UTF-8 unless --encoding names its encoding: one saved by Excel or "
+            "another Windows program is probably --encoding cp1252 (latin-1 decodes any byte, but garbles "
+            "text that is in another encoding). "
+        )
+    raise OnlineRetailError(message + "Nothing was imported.")
+
+
+def _scan_csv(
     path: Path, compression: str | None, encoding: str, header: Sequence[str], limit_rows: int | None
-) -> None:
-    """Every data line has as many fields as the header (OnlineRetailError naming the first that has not).
+) -> np.ndarray:
+    """The file line each data record starts on; OnlineRetailError at the first with the wrong field count.
 
     pandas pads a short line with empty values and, when reading only some columns, drops a
-    long line's extra fields: both would import shifted values silently.
+    long line's extra fields: both would import shifted values silently. Blank lines are
+    skipped, as pandas skips them; a quoted value may span lines (its record is named by
+    the line it starts on).
     """
+    starts: list[int] = []
     opener: Any = gzip.open if compression == "gzip" else open
     with opener(path, "rt", encoding=encoding, newline="") as fh:
         reader = csv.reader(fh)
-        next(reader, None)
-        for n, row in enumerate(reader, start=1):
-            if limit_rows is not None and n > limit_rows:
-                return
-            if not row or len(row) == len(header):  # pandas skips blank lines too
-                continue
-            values = ", ".join(f"{name}={value!r}" for name, value in zip(header, row, strict=False))
-            if len(row) > len(header):
-                values += ", then " + ", ".join(map(repr, row[len(header) :])) + " beyond the last column"
-            else:
-                values += ", " + ", ".join(header[len(row) :]) + " missing"
+        try:
+            next(reader, None)
+            end = reader.line_num
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row:  # pandas skips blank lines too
+                    continue
+                if limit_rows is not None and len(starts) >= limit_rows:
+                    break
+                if len(row) != len(header):
+                    _wrong_field_count(path, start, header, row)
+                starts.append(start)
+        except csv.Error as exc:
             raise OnlineRetailError(
-                f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(header)} "
-                f"({', '.join(header)}); read as {values}. An unquoted comma inside a value (e.g. a "
-                "price written 1,50) splits it: quote the value or use a decimal point. Nothing was imported."
-            )
+                f"{path}: line {reader.line_num}: not a readable CSV file ({exc}). Nothing was imported."
+            ) from exc
+    return np.asarray(starts, dtype=np.int64)
 
 
-def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+def _wrong_field_count(path: Path, line: int, header: Sequence[str], row: Sequence[str]) -> None:
+    values = ", ".join(f"{name}={value!r}" for name, value in zip(header, row, strict=False))
+    if len(row) > len(header):
+        values += ", then " + ", ".join(map(repr, row[len(header) :])) + " beyond the last column"
+    else:
+        values += ", " + ", ".join(header[len(row) :]) + " missing"
+    raise OnlineRetailError(
+        f"{path}: line {line} has {len(row)} fields, expected {len(header)} "
+        f"({', '.join(header)}); read as {values}. An unquoted comma inside a value (e.g. a "
+        "price written 1,50) splits it: quote the value or use a decimal point. Nothing was imported."
+    )
+
+
+def read_online_retail(
+    path: str | Path, limit_rows: int | None = None, encoding: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Read the file into a frame with canonical column names (raw values).
 
-    Checks the header, then that every CSV line has as many fields as the header, before
-    reading the body. Returns ``(frame, unknown_columns)``. CSV values are read as text
-    (nothing is guessed); parquet keeps its types. An empty file, a file with no data lines
-    and an unreadable one are an :class:`OnlineRetailError`.
+    A CSV file is decoded as UTF-8 (a byte order mark is allowed), or as ``encoding``
+    when one is named; nothing else is tried. Every byte must decode, then the header
+    is checked, then that every line has as many fields as the header, before the body
+    is read. Returns ``(frame, unknown_columns)``; the frame's index, named ``line``, is
+    the file line each record starts on (the header is line 1; for parquet, the row
+    number). CSV values are read as text (nothing is guessed); parquet keeps its types
+    (its text is UTF-8 by its format: naming an encoding is an error). A byte that does
+    not decode, an empty file, a file with no data lines and an unreadable one are an
+    :class:`OnlineRetailError`.
     """
     path = Path(path)
     if not path.is_file():
@@ -183,6 +368,10 @@ def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if encoding is not None:
+            raise OnlineRetailError(
+                f"{path}: --encoding applies to CSV files; a parquet file's text is UTF-8 by its format"
+            )
         try:
             names = pq.read_schema(path).names
             mapping, unknown = map_columns(names)
@@ -191,34 +380,38 @@ def read_online_retail(path: str | Path, limit_rows: int | None = None) -> tuple
             raise OnlineRetailError(f"{path}: not a readable parquet file ({exc})") from exc
         if limit_rows is not None:
             frame = frame.head(limit_rows)
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="line")
     else:
         compression = "gzip" if kind == "csv.gz" else None
-        frame = None
-        for encoding in ("utf-8", "latin-1"):
-            try:
-                header = pd.read_csv(path, nrows=0, compression=compression, encoding=encoding).columns
-                mapping, unknown = map_columns(header)
-                _check_field_counts(path, compression, encoding, [str(h) for h in header], limit_rows)
-                frame = pd.read_csv(
-                    path,
-                    usecols=list(mapping),
-                    dtype=str,
-                    keep_default_na=False,
-                    nrows=limit_rows,
-                    compression=compression,
-                    encoding=encoding,
-                )
-                break
-            except UnicodeDecodeError:
-                continue
-            except pd.errors.EmptyDataError as exc:
-                raise OnlineRetailError(
-                    f"{path}: the file is empty (expected a header line: {', '.join(REQUIRED_COLUMNS)}, Country)"
-                ) from exc
-            except (pd.errors.ParserError, csv.Error, EOFError, OSError) as exc:
-                raise OnlineRetailError(f"{path}: not a readable CSV file ({exc})") from exc
-        if frame is None:  # pragma: no cover - latin-1 decodes any byte
-            raise OnlineRetailError(f"{path}: cannot decode the file")
+        codec, label = _resolve_encoding(encoding)
+        try:
+            _check_decoding(path, compression, codec, label, named=encoding is not None)
+            header = pd.read_csv(path, nrows=0, compression=compression, encoding=codec).columns
+            mapping, unknown = map_columns(header)
+            lines = _scan_csv(path, compression, codec, [str(h) for h in header], limit_rows)
+            frame = pd.read_csv(
+                path,
+                usecols=list(mapping),
+                dtype=str,
+                keep_default_na=False,
+                nrows=limit_rows,
+                compression=compression,
+                encoding=codec,
+            )
+        except pd.errors.EmptyDataError as exc:
+            raise OnlineRetailError(
+                f"{path}: the file is empty (expected a header line: {', '.join(REQUIRED_COLUMNS)}, Country)"
+            ) from exc
+        except UnicodeError as exc:  # pragma: no cover - _check_decoding has decoded every byte
+            raise OnlineRetailError(f"{path}: not {label} ({exc}). Nothing was imported.") from exc
+        except (pd.errors.ParserError, csv.Error, EOFError, OSError, zlib.error) as exc:
+            raise OnlineRetailError(f"{path}: not a readable CSV file ({exc})") from exc
+        if len(frame) != len(lines):  # pragma: no cover - the two CSV parsers split records alike
+            raise OnlineRetailError(
+                f"{path}: pandas read {len(frame):,} records where the line check found {len(lines):,}; "
+                "the lines cannot be numbered. Nothing was imported."
+            )
+        frame.index = pd.Index(lines, name="line")
     if frame.empty:
         raise OnlineRetailError(f"{path}: the file has a header but no data lines")
     frame = frame.rename(columns=mapping)
@@ -246,15 +439,19 @@ def _parse_dates(series: pd.Series) -> pd.Series:
     return dates.astype("datetime64[us, UTC]")
 
 
-def normalize(frame: pd.DataFrame) -> pd.DataFrame:
+def normalize(frame: pd.DataFrame, limits: ColumnLimits | None = None) -> pd.DataFrame:
     """Typed, cleaned lines plus a ``reason`` column ('' = importable).
 
-    Columns: ``line`` (1-based data line number), ``invoice``, ``stock``,
-    ``description``, ``quantity`` (int64, 0 where unparsable), ``date`` (UTC),
+    Columns: ``line`` (the file line of :func:`read_online_retail`'s index; 1-based
+    row numbers for another frame), ``invoice``, ``stock``, ``description``,
+    ``quantity`` (int64, 0 where unparsable or beyond ``limits``), ``date`` (UTC),
     ``price_mills`` (unit price in 1/1000 GBP, int64), ``amount_cents`` (signed
-    ``Quantity * UnitPrice`` in pence, rounded half away from zero), ``customer``
-    ('' for guests), ``reason``.
+    ``Quantity * UnitPrice`` in pence, rounded half away from zero; 0 where beyond
+    ``limits``), ``customer`` ('' for guests), ``reason``. A value the database columns
+    cannot hold (``limits``, default: only what keeps the arithmetic exact) is a reason
+    too, and so is an invoice whose total they cannot hold (all its lines).
     """
+    limits = limits or ColumnLimits()
     n = len(frame)
     invoice = as_text(frame["InvoiceNo"])
     stock = as_text(frame["StockCode"])
@@ -264,14 +461,31 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
 
     qty_raw = pd.to_numeric(frame["Quantity"], errors="coerce").astype("float64")
     qty_ok = qty_raw.notna() & np.isfinite(qty_raw) & (qty_raw == qty_raw.round())
-    quantity = qty_raw.where(qty_ok, 0).astype("int64")
+    qty_fits = qty_raw.abs() <= min(limits.quantity, _EXACT)
+    quantity = qty_raw.where(qty_ok & qty_fits, 0).astype("int64")
 
     price_raw = pd.to_numeric(frame["UnitPrice"], errors="coerce").astype("float64")
     price_ok = price_raw.notna() & np.isfinite(price_raw)
-    price_mills = (price_raw.where(price_ok, 0) * 1000).round().astype("int64")
+    mills_raw = (price_raw.where(price_ok, 0) * 1000).round()
+    # a unit price of m mills is written as (|m| + 5) // 10 pence
+    price_fits = mills_raw.abs() <= min(limits.cents * 10 + 4, _EXACT)
+    price_mills = mills_raw.where(price_ok & price_fits, 0).astype("int64")
 
     dates = _parse_dates(frame["InvoiceDate"])
 
+    # quantity x price in int64 only where it cannot overflow (far beyond any column anyway)
+    q, m = quantity.to_numpy(), price_mills.to_numpy()
+    exact = np.abs(q.astype("float64") * m.astype("float64")) < 2.0**62
+    amount_mills = q * np.where(exact, m, 0)
+    amount_cents = np.sign(amount_mills) * ((np.abs(amount_mills) + 5) // 10)
+    amount_fits = exact & (np.abs(amount_cents) <= limits.cents)
+    amount_cents = np.where(amount_fits, amount_cents, 0)
+
+    def longer(text: pd.Series, limit: int | None) -> pd.Series:
+        return text.str.len() > limit if limit is not None else pd.Series(False, index=text.index)
+
+    text_columns = (invoice, stock, description, customer)
+    has_nul = np.logical_or.reduce([t.str.contains("\x00", regex=False).to_numpy(dtype=bool) for t in text_columns])
     is_cancel = invoice.str.startswith("C")
     conditions = [
         (invoice == "", R_NO_INVOICE),
@@ -279,21 +493,38 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
         (stock == "", R_NO_STOCK),
         (dates.isna(), R_BAD_DATE),
         (~qty_ok, R_BAD_QTY),
+        (~qty_fits, R_QTY_RANGE),
         (quantity == 0, R_QTY_ZERO),
         (~price_ok, R_BAD_PRICE),
+        (~price_fits, R_PRICE_RANGE),
         ((quantity < 0) & ~is_cancel, R_NEG_QTY_SALE),
         ((quantity > 0) & is_cancel, R_POS_QTY_CANCEL),
         (price_mills == 0, R_ZERO_PRICE),
         (price_mills < 0, R_NEG_PRICE),
+        (~amount_fits, R_AMOUNT_RANGE),
+        (has_nul, R_NUL),
+        (longer(invoice, limits.invoice), R_LONG_INVOICE),
+        (longer(stock, limits.stock), R_LONG_STOCK),
+        (longer(description, limits.description), R_LONG_DESCRIPTION),
+        (longer(customer, limits.customer), R_LONG_CUSTOMER),
     ]
-    reason = np.select([c.to_numpy(dtype=bool) for c, _ in conditions], [r for _, r in conditions], default="")
+    reason = np.select(
+        [np.asarray(c, dtype=bool) for c, _ in conditions], [r for _, r in conditions], default=""
+    ).astype(object)
 
-    amount_mills = quantity.to_numpy() * price_mills.to_numpy()
-    amount_cents = np.sign(amount_mills) * ((np.abs(amount_mills) + 5) // 10)
+    # an invoice's total is the sum of its importable lines: all of one sign (sales or a
+    # cancellation), each within limits.cents <= 2**53, so float64 sums it exactly as far as it matters
+    importable = reason == ""
+    totals = (
+        pd.Series(np.where(importable, amount_cents, 0).astype("float64")).groupby(invoice.to_numpy()).transform("sum")
+    )
+    reason[importable & (totals.abs().to_numpy() > limits.cents)] = R_INVOICE_TOTAL
+
     index = pd.RangeIndex(n)
+    line = frame.index.to_numpy() if frame.index.name == "line" else np.arange(1, n + 1)
     return pd.DataFrame(
         {
-            "line": np.arange(1, n + 1),
+            "line": np.asarray(line, dtype=np.int64),
             "invoice": invoice.to_numpy(),
             "stock": stock.to_numpy(),
             "description": description.to_numpy(),
@@ -302,7 +533,7 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
             "price_mills": price_mills.to_numpy(),
             "amount_cents": amount_cents,
             "customer": customer.to_numpy(),
-            "reason": reason.astype(object),
+            "reason": reason,
         },
         index=index,
     )

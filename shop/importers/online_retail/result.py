@@ -23,7 +23,8 @@ class ImportResult:
     rows_valid: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_invoices: Counter[str] = field(default_factory=Counter)
-    skipped_examples: dict[str, int] = field(default_factory=dict)  # reason -> first data line
+    skipped_examples: dict[str, list[int]] = field(default_factory=dict)  # reason -> its first file lines (5)
+    column_limits: str = ""  # the database limits, in words, when a line was skipped for one
     unknown_columns: list[str] = field(default_factory=list)
     created: Counter[str] = field(default_factory=Counter)
     existing: Counter[str] = field(default_factory=Counter)
@@ -50,12 +51,13 @@ class ImportResult:
             "",
         ]
         if self.skipped:
-            out += ["| skipped because | lines | invoices | first line |", "|---|---:|---:|---:|"]
+            out += ["| skipped because | lines | invoices | first lines |", "|---|---:|---:|---:|"]
             for reason, count in self.skipped.most_common():
-                out.append(
-                    f"| {reason} | {count:,} | {self.skipped_invoices[reason]:,} | {self.skipped_examples[reason]:,} |"
-                )
+                first = ", ".join(str(line) for line in self.skipped_examples[reason])
+                out.append(f"| {reason} | {count:,} | {self.skipped_invoices[reason]:,} | {first} |")
             out.append("")
+            if self.column_limits:
+                out += [f"Column limits: {self.column_limits}.", ""]
         out += ["| object | created | already present |", "|---|---:|---:|"]
         for key in (
             "products",

@@ -27,6 +27,7 @@ def write_sample(
     dest: str | Path,
     customers: int = 600,
     guest_percent: float = 5.0,
+    encoding: str | None = None,
 ) -> dict[str, int]:
     """Write a deterministic subset of ``source`` to ``dest`` (gzipped CSV).
 
@@ -35,9 +36,11 @@ def write_sample(
     whole period, not the first ones), plus every line of the guest invoices whose
     MD5 falls in the lowest ``guest_percent`` percent. Columns, their order and
     their text are those of the source (parquet values are written as text);
-    the gzip header has no timestamp, so the same input gives the same bytes.
+    the gzip header has no timestamp, so the same input gives the same bytes. ``source``
+    is read as :func:`~.reader.read_online_retail` reads it (``encoding``: None for
+    UTF-8); ``dest`` is UTF-8.
     """
-    frame, _ = read_online_retail(source)
+    frame, _ = read_online_retail(source, encoding=encoding)
     # back to the source's own headers is not possible for parquet; keep canonical names
     customer = as_text(frame["CustomerID"]).str.replace(r"\.0+$", "", regex=True)
     ids = sorted(set(customer) - {""}, key=lambda c: (_stable_hash(c), c))

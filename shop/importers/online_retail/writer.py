@@ -23,8 +23,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, models, router
+from django.db.backends.base.operations import BaseDatabaseOperations
 from oscar.core.loading import get_model
 
+from shop.importers.online_retail.reader import ColumnLimits, OnlineRetailError
 from shop.importers.online_retail.records import (
     CustomerRow,
     InvoiceRow,
@@ -71,6 +73,10 @@ SALE_STATUS = "Complete"
 REFUND_STATUS = "Refunded"
 NUM_IN_STOCK = 1000
 CURRENCY = "GBP"
+#: what a customer's user and a guest order are given, ``{}`` being the CustomerID / invoice number
+CUSTOMER_USERNAME = "customer-{}"
+CUSTOMER_EMAIL = "customer-{}@example.invalid"
+GUEST_EMAIL = "guest-{}@example.invalid"
 
 _LOOKUP_CHUNK = 500
 
@@ -81,6 +87,16 @@ ProgressFactory = Callable[..., Any]
 
 def _no_progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:
     return iterable
+
+
+def _column_max(field: Any) -> int:
+    """The largest value of an integer column, as its type holds it on every database Django supports."""
+    return int(BaseDatabaseOperations.integer_field_ranges[field.get_internal_type()][1])
+
+
+def _max_cents(field: Any) -> int:
+    """The largest absolute value of a money column (``max_digits``, ``decimal_places``) in pence."""
+    return (10**field.max_digits - 1) * 100 // 10**field.decimal_places
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -118,6 +134,39 @@ class OnlineRetailWriter:
         self.Order = get_model("order", "Order")
         self.Line = get_model("order", "Line")
         self.User = get_user_model()
+
+    # -- what the columns hold ---------------------------------------------------------------
+
+    def column_limits(self) -> ColumnLimits:
+        """The limits of the columns that a file line's values are written to, from the models' fields.
+
+        Texts: the ``max_length`` of every column a value (or the username or e-mail made
+        of it) goes into; ``quantity``: the range of ``order.Line.quantity`` (the range
+        of its type on every database, so a file imports alike on SQLite and PostgreSQL);
+        ``cents``: the smallest ``max_digits``/``decimal_places`` of the money columns.
+        """
+
+        def length(model: Any, name: str, template: str = "{}") -> int:
+            return int(model._meta.get_field(name).max_length) - len(template.format(""))
+
+        money = [
+            self.StockRecord._meta.get_field("price"),
+            *(self.Order._meta.get_field(name) for name in OrderValues._fields),
+            *(self.Line._meta.get_field(name) for name in LineValues._fields),
+        ]
+        return ColumnLimits(
+            invoice=min(length(self.Order, "number"), length(self.Order, "guest_email", GUEST_EMAIL)),
+            stock=min(
+                length(self.Product, "upc"),
+                length(self.StockRecord, "partner_sku"),
+                length(self.Line, "partner_sku"),
+                length(self.Line, "upc"),
+            ),
+            description=min(length(self.Product, "title"), length(self.Line, "title")),
+            customer=min(length(self.User, "username", CUSTOMER_USERNAME), length(self.User, "email", CUSTOMER_EMAIL)),
+            quantity=_column_max(self.Line._meta.get_field("quantity")),
+            cents=min(_max_cents(f) for f in money if isinstance(f, models.DecimalField)),
+        )
 
     # -- one method per entity ------------------------------------------------------------
 
@@ -203,7 +252,7 @@ class OnlineRetailWriter:
 
     def write_customers(self, result: ImportResult, customers: pd.DataFrame) -> dict[str, int]:
         """One user ``customer-<id>`` per CustomerID, joined on the first invoice; ``{customer id: user pk}``."""
-        usernames = {cid: f"customer-{cid}" for cid in customers["customer"]}
+        usernames = {cid: CUSTOMER_USERNAME.format(cid) for cid in customers["customer"]}
         user_ids = self._existing(self.User.objects, "username", list(usernames.values()))
         result.existing["users"] = len(user_ids)
         todo = [row for row in rows_of(customers, CustomerRow) if usernames[row.customer] not in user_ids]
@@ -212,7 +261,7 @@ class OnlineRetailWriter:
             (
                 self.User(
                     username=usernames[row.customer],
-                    email=f"customer-{row.customer}@example.invalid",
+                    email=CUSTOMER_EMAIL.format(row.customer),
                     password=make_password(None),
                     date_joined=row.joined.to_pydatetime(),
                     is_active=True,
@@ -249,7 +298,7 @@ class OnlineRetailWriter:
                 yield OrderValues(
                     number=number,
                     user=user_ids[customer] if customer else None,
-                    guest_email="" if customer else f"guest-{number.lower()}@example.invalid",
+                    guest_email="" if customer else GUEST_EMAIL.format(number.lower()),
                     total_incl_tax=amount,
                     total_excl_tax=amount,
                     status=REFUND_STATUS if number.startswith("C") else SALE_STATUS,
@@ -366,6 +415,9 @@ class OnlineRetailWriter:
             ):
                 purchases[row["product_id"]] = row["q"] or 0
         user_fields = ["num_orders", "num_order_lines", "num_order_items", "total_spent", "date_last_order"]
+        self._check_counters(UserRecord, users, "customer", self.User, "username")
+        purchase_rows = {pid: {"num_purchases": q} for pid, q in purchases.items()}
+        self._check_counters(ProductRecord, purchase_rows, "product", self.Product, "upc")
         UserRecord.objects.bulk_create(
             [
                 UserRecord(user_id=uid, **{"num_order_lines": 0, "num_order_items": 0, **values})
@@ -385,6 +437,35 @@ class OnlineRetailWriter:
         )
         result.created["user analytics records"] = len(users)
         result.created["product analytics records"] = len(purchases)
+
+    @staticmethod
+    def _check_counters(record: Any, rows: dict[int, dict[str, Any]], what: str, owner: Any, key: str) -> None:
+        """Every value of ``rows`` (``{owner pk: {field: value}}``) fits its ``record`` column, else OnlineRetailError.
+
+        Each line fits its own columns (:meth:`column_limits`), but these are sums over all
+        of a customer's or a product's orders; the error rolls the import back.
+        """
+        fields = {f.name: f for f in record._meta.concrete_fields if not f.primary_key}
+        for pk, values in rows.items():
+            for name, value in values.items():
+                field = fields.get(name)
+                if value is None or field is None:
+                    continue
+                if isinstance(field, models.DecimalField):
+                    limit = Decimal(_max_cents(field)).scaleb(-2)
+                    shown, most = f"{value:,.2f}", f"{limit:,.2f}"
+                elif isinstance(field, models.IntegerField):
+                    limit = _column_max(field)
+                    shown, most = f"{value:,}", f"{limit:,}"
+                else:
+                    continue
+                if abs(value) > limit:
+                    label = owner.objects.filter(pk=pk).values_list(key, flat=True).first()
+                    raise OnlineRetailError(
+                        f"{what} {label}: {record.__name__}.{name} would be {shown}, beyond what its column holds "
+                        f"({most}): the lines of its orders add up to more than Oscar's analytics can record. "
+                        "Nothing was imported."
+                    )
 
     # -- batch helpers -------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The logic is :mod:`shop.importers.online_retail`; what is written (cancellations
 and guests included) is documented in ``shop/data/README.md``. ``--sample OUT`` writes the
 deterministic demo subset shipped as ``shop/data/online_retail_sample.csv.gz``
-instead of importing.
+instead of importing. A CSV file is read as UTF-8 (a byte order mark is allowed)
+unless ``--encoding`` names its encoding; nothing is guessed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class Command(BaseCommand):
             help="only the invoices of the first N customers (in file order); guest invoices are left out",
         )
         parser.add_argument("--limit-rows", type=_positive, metavar="N", help="only read the first N data lines")
+        parser.add_argument(
+            "--encoding",
+            metavar="NAME",
+            help="the CSV file's text encoding, e.g. cp1252 or latin-1 (default: UTF-8, with or without a byte "
+            "order mark; never guessed: a byte that does not decode stops the import with its line)",
+        )
         parser.add_argument("--batch-size", type=_positive, default=2000, help="rows per INSERT (default 2000)")
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -54,6 +61,7 @@ class Command(BaseCommand):
                     options["sample"],
                     customers=options["sample_customers"],
                     guest_percent=options["sample_guest_percent"],
+                    encoding=options["encoding"],
                 )
                 self.stdout.write(
                     f"Wrote {options['sample']}: "
@@ -71,6 +79,7 @@ class Command(BaseCommand):
                 options["path"],
                 limit_rows=options["limit_rows"],
                 limit_customers=options["limit_customers"],
+                encoding=options["encoding"],
                 batch_size=options["batch_size"],
                 dry_run=options["dry_run"],
                 progress=progress,
