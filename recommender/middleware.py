@@ -12,7 +12,13 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from recommender.conf import app_settings
-from recommender.tracking import VISITOR_COOKIE_SALT, current_request, should_track, visitor_cookie_value
+from recommender.tracking import (
+    VISITOR_COOKIE_SALT,
+    bind_session,
+    current_request,
+    should_track,
+    visitor_cookie_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,9 @@ class VisitorMiddleware:
         new_visitor = getattr(request, "_recommender_new_visitor", None)
         if getattr(request, "_recommender_rotate", False):
             if should_track(request):
-                self._set(request, response, new_visitor or secrets.token_hex(16), mergeable=False)
+                vid = new_visitor or secrets.token_hex(16)
+                bind_session(request, vid)  # the session after the login or logout records under it
+                self._set(request, response, vid, mergeable=False)
             else:
                 response.delete_cookie(app_settings.VISITOR_COOKIE, samesite="Lax")
         elif new_visitor:

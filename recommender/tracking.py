@@ -17,11 +17,13 @@ by a fresh id at the next recorded event. Its value is ``<id>|<m>``, where ``m``
 the id's anonymous history may ever be attached to an account (``1``: minted for a new
 browser; ``0``: minted at a login or logout, see :func:`rotate_visitor`).
 
-At login (:func:`merge_visitor`) an account receives only what *this browser* recorded: the
-events of the cookie's id recorded since this browser's session bound itself to that id (the
-session holds ``[id, unix time]``, written when the first event of the id is recorded in that
-session), and only for a mergeable id. A copied cookie carries no session, so it merges
-nothing that was recorded before the copy. After any login or logout the browser gets a fresh,
+A visitor id counts only in the browser session that recorded under it: the session holds
+``[id, unix time]``, written when the first event of the id is recorded in that session. A
+cookie whose id this session is not bound to (copied into another browser, or kept by a browser
+whose session ended) is ignored as if absent: that browser reads no history of the id, and its
+next event mints a fresh id. So at login (:func:`merge_visitor`) an account receives only what
+*this browser* recorded under a mergeable id, and a copied cookie never carries another
+browser's events, earlier or later, into it or into its blocks. After any login or logout the browser gets a fresh,
 non-mergeable id: on a shared device the next person's anonymous views stay anonymous and
 never go into the account of whoever signs in next.
 """
@@ -112,6 +114,8 @@ def visitor_id(request: HttpRequest | None, create: bool = True) -> str:
     vid = getattr(request, "_recommender_visitor", None)
     if vid is None:
         vid, mergeable = _cookie_visitor(request)
+        if vid and not _session_bound_to(request, vid):
+            vid, mergeable = "", False  # copied from another browser, or this browser's session ended
         request._recommender_visitor = vid
         request._recommender_mergeable = mergeable
     if not vid and create:
@@ -123,7 +127,21 @@ def visitor_id(request: HttpRequest | None, create: bool = True) -> str:
     return vid
 
 
-def _bind_session(request: HttpRequest | None, vid: str) -> None:
+def _session_bound_to(request: HttpRequest, vid: str) -> bool:
+    """Whether this browser's session recorded events under ``vid`` (without sessions, the signed
+    cookie alone counts)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return True
+    try:
+        bound = session.get(SESSION_KEY)
+    except Exception:  # a session backend problem: the cookie is not trusted, the page renders
+        logger.exception("recommender: could not read the session's visitor id")
+        return False
+    return isinstance(bound, list) and bound[:1] == [vid]
+
+
+def bind_session(request: HttpRequest | None, vid: str) -> None:
     """Remember in this browser's session since when it records events under ``vid``."""
     session = getattr(request, "session", None)
     if session is None or not vid:
@@ -221,7 +239,7 @@ def request_identity(request: HttpRequest | None, user: Any = None) -> dict[str,
     if user is not None and getattr(user, "is_authenticated", False):
         return {"user": user, "visitor_id": ""}
     vid = visitor_id(request, create=True)
-    _bind_session(request, vid)
+    bind_session(request, vid)
     return {"user": None, "visitor_id": vid}
 
 

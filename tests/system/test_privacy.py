@@ -58,6 +58,27 @@ def test_a_copied_cookie_merges_nothing_into_another_account(products, people):
     assert Event.objects.filter(visitor_id=vid, user=ann).count() == 5
 
 
+def test_a_copied_cookie_sees_and_takes_none_of_the_later_views_of_its_browser(products, people):
+    """The cookie copied into another browser: that browser sees none of the first one's history, and
+    its login takes none of the views the first browser makes after the copy."""
+    _ann, eve = people
+    victim = browser()
+    view_product(victim, products[0])
+    thief = browser()
+    thief.cookies[COOKIE] = victim.cookies[COOKIE].value
+    recent = reverse("recommender-api:recommendations", kwargs={"placement": "recently_viewed"})
+    assert thief.get(recent).json()["results"] == []
+    view_product(thief, products[1])
+    for product in products[2:]:  # the victim browses on after the copy
+        view_product(victim, product)
+    assert [r["title"] for r in thief.get(recent).json()["results"]] == ["Item 1"]
+    login(thief, eve)
+    assert list(Event.objects.filter(user=eve).values_list("product__title", flat=True)) == ["Item 1"]
+    vid = cookie_payload(victim).split("|")[0]
+    assert Event.objects.filter(visitor_id=vid, user=None).count() == 4
+    assert [r["title"] for r in victim.get(recent).json()["results"]][:1] == ["Item 4"]
+
+
 def test_a_shared_device_never_gives_one_persons_views_to_another(products, people):
     ann, _eve = people
     device = browser()
