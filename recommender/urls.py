@@ -17,5 +17,6 @@ urlpatterns = [
         include((apps.get_app_config("recommender_dashboard").urls[0], "recommender_dashboard")),
     ),
     path("api/recommendations/", include("recommender.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # anonymous callers see the public operations only; staff see theirs too
+    path("api/schema/", SpectacularAPIView.as_view(serve_public=False), name="api-schema"),
 ]

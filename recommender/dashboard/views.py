@@ -36,8 +36,13 @@ class ModelsView(TemplateView):
         live = {v.kind: v for v in ModelVersion.objects.filter(status=VersionStatus.LIVE)}
         runs = list(TrainingRun.objects.prefetch_related("versions").order_by("-created", "-pk")[:30])
         recent = list(ModelVersion.objects.select_related("run", "promoted_by").order_by("-created", "-pk")[:60])
+        problems = versions.load_problems(list(live.values()))
         ctx.update(
-            kinds=[{"kind": k, "label": k.label, "live": live.get(k.value)} for k in ModelKind],
+            kinds=[
+                {"kind": k, "label": k.label, "live": v, "problem": problems.get(v.pk) if v else None}
+                for k in ModelKind
+                for v in [live.get(k.value)]
+            ],
             runs=runs,
             versions=recent,
             product_query=self.request.GET.get("product", ""),

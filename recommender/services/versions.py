@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
@@ -81,11 +82,45 @@ def load(version: Any) -> artifacts.LoadedModel:
         except artifacts.ArtifactError as exc:
             with _lock:
                 _failed[version.pk] = (time.monotonic(), str(exc))
+            _report_broken(version, str(exc))
             raise
         with _lock:
             _loaded[version.pk] = loaded
             _failed.pop(version.pk, None)
     return loaded
+
+
+def broken_key(version_id: int) -> str:
+    return f"recommender:broken-version:{version_id}"
+
+
+def _report_broken(version: Any, error: str) -> None:
+    """Tell every process (the models page) that this version's files fail to load, and since when
+    (the first failure any process saw; kept a week)."""
+    try:
+        cache.add(broken_key(version.pk), {"since": timezone.now().isoformat(), "error": error}, 7 * 86400)
+    except Exception:  # the cache is down: the page checks the files itself
+        logger.warning("could not record that model version %s fails to load", version.pk)
+
+
+def load_problems(live: list[Any]) -> dict[int, dict[str, Any]]:
+    """``{version id: {"since": datetime, "error": str}}`` for the live versions whose files do not
+    load: each is loaded here (once per process, as serving does), and the time of the first
+    failure any process recorded is kept."""
+    problems: dict[int, dict[str, Any]] = {}
+    for version in live:
+        try:
+            load(version)
+        except artifacts.ArtifactError as exc:
+            found = cache.get(broken_key(version.pk)) or {}
+            since = found.get("since")
+            problems[version.pk] = {
+                "since": datetime.fromisoformat(since) if since else timezone.now(),
+                "error": found.get("error") or str(exc),
+            }
+        else:
+            cache.delete(broken_key(version.pk))
+    return problems
 
 
 def live_model(kind: str) -> tuple[Any, artifacts.LoadedModel] | None:

@@ -113,3 +113,30 @@ def test_admin_lists_versions_and_promotes(admin_client, trained):
     earlier.refresh_from_db()
     assert earlier.status == VersionStatus.LIVE
     assert admin_client.get(reverse("admin:recommender_trainingrun_changelist")).status_code == 200
+
+
+def test_a_live_version_whose_files_fail_to_load_is_shown_with_since_when(staff, trained, settings):
+    from pathlib import Path
+
+    from recommender.services import serving, versions
+
+    live = ModelVersion.objects.get(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE)
+    assert "load-problem" not in staff.get(URL).content.decode()
+    tensors = Path(settings.MEDIA_ROOT) / live.artifact_path / "model.safetensors"
+    intact = tensors.read_bytes()
+    try:
+        tensors.write_bytes(intact[:-8])
+        versions.forget_loaded()
+        # a shopper's page meets the damage first: the fallback answers, the time is recorded
+        block = serving.recommend(None, "also_viewed", product=trained.products[6], visitor=serving.Visitor(None, ""))
+        assert block.items and block.items[0].rung != "also_viewed"
+        page = staff.get(URL).content.decode()
+        assert 'class="text-danger load-problem"' in page and "checksum" in page
+        versions.forget_loaded()
+        page_again = staff.get(URL).content.decode()  # another process: the same first time
+        since = page[page.index("fail to load since") :][:40]
+        assert since in page_again
+    finally:
+        tensors.write_bytes(intact)
+        versions.forget_loaded()
+    assert "load-problem" not in staff.get(URL).content.decode()

@@ -357,6 +357,15 @@ def test_openapi_schema_covers_both_apps_and_validates(db, tmp_path):
     assert "/api/recommendations/{placement}/" in text and "/api/segmentation/runs/" in text
 
 
+def test_the_served_schema_lists_staff_operations_to_staff_only(db, client, django_user_model):
+    anonymous = browser().get("/api/schema/", {"format": "json"}).json()["paths"]
+    assert "/api/recommendations/{placement}/" in anonymous
+    assert not [p for p in anonymous if "preview" in p or p.startswith("/api/segmentation/")]
+    client.force_login(django_user_model.objects.create_user("boss", "b@example.com", "pw", is_staff=True))
+    staff = client.get("/api/schema/", {"format": "json"}).json()["paths"]
+    assert "/api/recommendations/preview/{user_id}/{placement}/" in staff and "/api/segmentation/runs/" in staff
+
+
 def _event_reads(queries: list[dict]) -> list[str]:
     return [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "recommender_event"' in q["sql"]]
 
