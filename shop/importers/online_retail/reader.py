@@ -25,10 +25,10 @@ import csv
 import gzip
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -90,7 +90,9 @@ R_NEG_QTY_SALE = "negative quantity on a sales invoice (stock write-off)"
 R_POS_QTY_CANCEL = "positive quantity on a cancellation invoice"
 R_ZERO_PRICE = "zero unit price"
 R_NEG_PRICE = "negative unit price"
-# ... and the values the database columns cannot hold (:class:`ColumnLimits`)
+# ... and the values the database columns cannot hold (:class:`ColumnLimits`): a range
+# is tested right after its value parses (quantity, unit price), the rest after all of
+# the above; an invoice whose total is beyond its column loses all its lines (the last test)
 R_QTY_RANGE = "quantity beyond its database column"
 R_PRICE_RANGE = "unit price beyond its database column"
 R_AMOUNT_RANGE = "line amount (quantity x unit price) beyond its database column"
@@ -122,6 +124,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "UTF-16"),
 )
 _CHUNK = 1 << 20
+_TEXTS = ("invoice", "stock", "description", "customer")  # the text columns written (ColumnLimits' names)
 # the largest integers that float64 (pandas' parsing) and int64 (the sums) hold exactly
 _EXACT = 2**53 - 1
 
@@ -277,24 +280,23 @@ def _check_decoding(path: Path, compression: str | None, encoding: str, label: s
     before = data[skip:start].decode(codec)
     line = 1 + before.count("\n") + before.count("\r") - before.count("\r\n")
     column = len(before) - max(before.rfind("\n"), before.rfind("\r"))
-    first = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
-    stops = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
-    text = data[first : min(stops, default=len(data))].decode(codec, errors="backslashreplace")
-    where = f"byte {start:,}" + (" of the uncompressed text" if compression else "")
-    message = (
-        f"{path}: line {line}, column {column} ({where}): {data[start:end]!r} is not {label} ({reason}), "
-        f"in {text[:160]!r}. "
-    )
+    bom = None if named else next((name for mark, name in _BOMS if data.startswith(mark)), None)
+    offset = f"byte {start:,}" + (" of the uncompressed text" if compression else "")
+    message = f"{path}: line {line}, column {column} ({offset}): {data[start:end]!r} is not {label} ({reason})"
+    if bom is None:  # the line, with U+FFFD for what does not decode
+        rest = re.split(r"[\r\n]", data[end : end + 400].decode(codec, errors="replace"), maxsplit=1)[0]
+        text = before[len(before) - column + 1 :] + "\ufffd" + rest
+        message += f" in {text[:120]!r}" + ("..." if len(text) > 120 else "")
+    message += ". "
     if named:
-        message += f"Name the file's own encoding with --encoding (it is not {label})."
+        message += f"Name the file's own encoding with --encoding (it is not {label}). "
+    elif bom:
+        message += f"The file starts with a {bom} byte order mark: read it with --encoding {bom.lower()}. "
     else:
-        bom = next((name for mark, name in _BOMS if data.startswith(mark)), None)
         message += (
-            f"The file starts with a {bom} byte order mark: read it with --encoding {bom.lower()}. "
-            if bom
-            else "A CSV file is read as UTF-8 unless --encoding names its encoding: one saved by Excel or "
-            "another Windows program is probably --encoding cp1252 (latin-1 decodes any byte, but garbles "
-            "text that is in another encoding). "
+            "A CSV file is read as UTF-8 unless --encoding names its encoding: one saved by Excel or another "
+            "Windows program is probably --encoding cp1252 (latin-1 decodes any byte, but garbles text that is "
+            "in another encoding). "
         )
     raise OnlineRetailError(message + "Nothing was imported.")
 
@@ -332,7 +334,7 @@ def _scan_csv(
     return np.asarray(starts, dtype=np.int64)
 
 
-def _wrong_field_count(path: Path, line: int, header: Sequence[str], row: Sequence[str]) -> None:
+def _wrong_field_count(path: Path, line: int, header: Sequence[str], row: Sequence[str]) -> NoReturn:
     values = ", ".join(f"{name}={value!r}" for name, value in zip(header, row, strict=False))
     if len(row) > len(header):
         values += ", then " + ", ".join(map(repr, row[len(header) :])) + " beyond the last column"
@@ -439,6 +441,13 @@ def _parse_dates(series: pd.Series) -> pd.Series:
     return dates.astype("datetime64[us, UTC]")
 
 
+def _each(values: np.ndarray, test: Callable[[str], bool], any_at_all: bool) -> np.ndarray:
+    """``test`` of every value (all False without a look when ``any_at_all`` says none passes)."""
+    if not any_at_all:
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter(map(test, values), dtype=bool, count=len(values))
+
+
 def normalize(frame: pd.DataFrame, limits: ColumnLimits | None = None) -> pd.DataFrame:
     """Typed, cleaned lines plus a ``reason`` column ('' = importable).
 
@@ -481,11 +490,18 @@ def normalize(frame: pd.DataFrame, limits: ColumnLimits | None = None) -> pd.Dat
     amount_fits = exact & (np.abs(amount_cents) <= limits.cents)
     amount_cents = np.where(amount_fits, amount_cents, 0)
 
-    def longer(text: pd.Series, limit: int | None) -> pd.Series:
-        return text.str.len() > limit if limit is not None else pd.Series(False, index=text.index)
+    # NUL bytes and lengths: one quick look per column, a test per value only where one is found
+    texts = {
+        name: column.to_numpy() for name, column in zip(_TEXTS, (invoice, stock, description, customer), strict=True)
+    }
+    has_nul = np.logical_or.reduce([_each(v, lambda t: "\x00" in t, "\x00" in "".join(v)) for v in texts.values()])
 
-    text_columns = (invoice, stock, description, customer)
-    has_nul = np.logical_or.reduce([t.str.contains("\x00", regex=False).to_numpy(dtype=bool) for t in text_columns])
+    def longer(name: str) -> np.ndarray:
+        values, limit = texts[name], getattr(limits, name)
+        if limit is None or max(map(len, values), default=0) <= limit:
+            return np.zeros(len(values), dtype=bool)
+        return np.fromiter((len(t) > limit for t in values), dtype=bool, count=len(values))
+
     is_cancel = invoice.str.startswith("C")
     conditions = [
         (invoice == "", R_NO_INVOICE),
@@ -503,10 +519,10 @@ def normalize(frame: pd.DataFrame, limits: ColumnLimits | None = None) -> pd.Dat
         (price_mills < 0, R_NEG_PRICE),
         (~amount_fits, R_AMOUNT_RANGE),
         (has_nul, R_NUL),
-        (longer(invoice, limits.invoice), R_LONG_INVOICE),
-        (longer(stock, limits.stock), R_LONG_STOCK),
-        (longer(description, limits.description), R_LONG_DESCRIPTION),
-        (longer(customer, limits.customer), R_LONG_CUSTOMER),
+        (longer("invoice"), R_LONG_INVOICE),
+        (longer("stock"), R_LONG_STOCK),
+        (longer("description"), R_LONG_DESCRIPTION),
+        (longer("customer"), R_LONG_CUSTOMER),
     ]
     reason = np.select(
         [np.asarray(c, dtype=bool) for c, _ in conditions], [r for _, r in conditions], default=""
@@ -515,10 +531,10 @@ def normalize(frame: pd.DataFrame, limits: ColumnLimits | None = None) -> pd.Dat
     # an invoice's total is the sum of its importable lines: all of one sign (sales or a
     # cancellation), each within limits.cents <= 2**53, so float64 sums it exactly as far as it matters
     importable = reason == ""
-    totals = (
-        pd.Series(np.where(importable, amount_cents, 0).astype("float64")).groupby(invoice.to_numpy()).transform("sum")
-    )
-    reason[importable & (totals.abs().to_numpy() > limits.cents)] = R_INVOICE_TOTAL
+    amounts = np.where(importable, amount_cents, 0).astype("float64")
+    if np.abs(amounts).sum() > limits.cents:  # else no invoice can be beyond it
+        totals = pd.Series(amounts).groupby(invoice.to_numpy()).transform("sum").abs().to_numpy()
+        reason[importable & (totals > limits.cents)] = R_INVOICE_TOTAL
 
     index = pd.RangeIndex(n)
     line = frame.index.to_numpy() if frame.index.name == "line" else np.arange(1, n + 1)

@@ -445,27 +445,26 @@ class OnlineRetailWriter:
         Each line fits its own columns (:meth:`column_limits`), but these are sums over all
         of a customer's or a product's orders; the error rolls the import back.
         """
-        fields = {f.name: f for f in record._meta.concrete_fields if not f.primary_key}
+        limits: dict[str, int | Decimal] = {}
+        for f in record._meta.concrete_fields:
+            if isinstance(f, models.DecimalField):
+                limits[f.name] = Decimal(_max_cents(f)).scaleb(-2)
+            elif isinstance(f, models.IntegerField) and not f.primary_key:
+                limits[f.name] = _column_max(f)
         for pk, values in rows.items():
             for name, value in values.items():
-                field = fields.get(name)
-                if value is None or field is None:
+                limit = limits.get(name)
+                if limit is None or value is None or abs(value) <= limit:
                     continue
-                if isinstance(field, models.DecimalField):
-                    limit = Decimal(_max_cents(field)).scaleb(-2)
-                    shown, most = f"{value:,.2f}", f"{limit:,.2f}"
-                elif isinstance(field, models.IntegerField):
-                    limit = _column_max(field)
-                    shown, most = f"{value:,}", f"{limit:,}"
-                else:
-                    continue
-                if abs(value) > limit:
-                    label = owner.objects.filter(pk=pk).values_list(key, flat=True).first()
-                    raise OnlineRetailError(
-                        f"{what} {label}: {record.__name__}.{name} would be {shown}, beyond what its column holds "
-                        f"({most}): the lines of its orders add up to more than Oscar's analytics can record. "
-                        "Nothing was imported."
-                    )
+                label = owner.objects.filter(pk=pk).values_list(key, flat=True).first()
+                shown, most = (
+                    (f"{value:,.2f}", f"{limit:,.2f}") if isinstance(limit, Decimal) else (f"{value:,}", f"{limit:,}")
+                )
+                raise OnlineRetailError(
+                    f"{what} {label}: {record.__name__}.{name} would be {shown}, beyond what its column holds "
+                    f"({most}): the lines of its orders add up to more than Oscar's analytics can record. "
+                    "Nothing was imported."
+                )
 
     # -- batch helpers -------------------------------------------------------------------
 

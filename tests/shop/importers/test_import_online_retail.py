@@ -331,4 +331,5 @@ def test_real_file_slice(db: None, path: Path) -> None:
 
 def test_skip_reason_constants_are_distinct() -> None:
     reasons = [v for k, v in vars(online_retail).items() if k.startswith("R_")]
-    assert len(reasons) == len(set(reasons)) == 11
+    assert len(reasons) == len(set(reasons)) == 20
+    assert set(online_retail.LIMIT_REASONS) < set(reasons)
