@@ -12,6 +12,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from recommender.conf import app_settings
+from recommender.logs import request_id
 from recommender.tracking import (
     VISITOR_COOKIE_SALT,
     bind_session,
@@ -62,17 +63,23 @@ class VisitorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # every response names its request, and every log record of the request carries the same id
+        # (Django's own "Bad Request" or "Internal Server Error" lines included)
+        rid = request_id(request)
         where = nul_in_request(request)
         if where:
-            logger.info("refused a request with a NUL character in %s: %s", where, request.path[:200])
-            return HttpResponseBadRequest(f"A NUL character in {where} is not allowed.", content_type="text/plain")
+            logger.info("refused a request with a NUL character in %s", where, extra={"request_id": rid})
+            response: HttpResponse = HttpResponseBadRequest(
+                f"A NUL character in {where} is not allowed.", content_type="text/plain"
+            )
+            response.headers["X-Request-ID"] = rid
+            return response
         token = current_request.set(request)
         try:
             response = self.get_response(request)
         finally:
             current_request.reset(token)
-        if hasattr(request, "_recommender_request_id"):  # something was logged: the id names the record
-            response.headers.setdefault("X-Request-ID", request._recommender_request_id)
+        response.headers.setdefault("X-Request-ID", rid)
         new_visitor = getattr(request, "_recommender_new_visitor", None)
         if getattr(request, "_recommender_rotate", False):
             if should_track(request):

@@ -41,12 +41,35 @@ class _HashedThrottle(SimpleRateThrottle):
     """Counts calls under a salted HMAC of who calls, so the cache never holds a raw IP address or
     visitor id; a rate missing from ``DEFAULT_THROTTLE_RATES`` takes the class's ``default_rate``.
 
+    The count is one cache counter per caller and window of the rate's period, raised with the
+    cache's atomic ``incr`` (Redis ``INCR``): DRF's own history list is read and written back, so
+    callers arriving together overwrite each other's calls and pass the limit. A window is fixed
+    (it starts on a multiple of the period), so a caller may make up to twice the rate across the
+    boundary of two windows, never more.
+
     The address is the one Django sees (``REMOTE_ADDR``): ``X-Forwarded-For`` counts only when the
     shop declares its proxies with DRF's ``NUM_PROXIES`` (a client can write any address there).
     While the cache does not answer (Redis down or hung), calls are let through: the counts are
     unknown, and the shop's pages and API stay up rather than refusing everyone."""
 
     default_rate = "120/min"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        window = int(self.timer() // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        counter = f"{self.key}:{window}"
+        self.cache.add(counter, 0, self.duration + 1)
+        try:
+            calls = self.cache.incr(counter)
+        except ValueError:  # the counter is gone: the cache does not answer (or evicted it just now)
+            return True
+        return calls is None or calls <= self.num_requests  # None: a cache that ignores its errors
+
+    def wait(self) -> float:
+        return max(0.0, self.window_ends - self.timer())
 
     def get_rate(self) -> str | None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -501,3 +502,23 @@ def test_a_saved_stock_change_reaches_cached_blocks_at_once(shop):
     record.save()
     html = view_product(browser(), shop.products[6]).content.decode()
     assert block_titles(html, "also_bought") and gone.title not in block_titles(html, "also_bought")
+
+
+@pytest.mark.redis
+def test_callers_arriving_together_never_pass_the_throttle(shop, monkeypatch):
+    """Eight threads call at once: the count is one atomic counter (Redis INCR), so no call overwrites
+    another's and exactly the limit passes (DRF's history list let about 140 of 200 through 120)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recommender.api.views import RecommendationAddressThrottle, RecommendationThrottle
+
+    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "1000/h"})
+    monkeypatch.setattr(RecommendationAddressThrottle, "THROTTLE_RATES", {"recommendations_address": "30/h"})
+    url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
+
+    def call(n: int) -> int:
+        return browser().get(url, HTTP_X_FORWARDED_FOR=f"10.1.{n}.1").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(60)))
+    assert statuses.count(200) == 30 and statuses.count(429) == 30
