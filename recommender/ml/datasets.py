@@ -222,14 +222,6 @@ class TimeSplit:
         (histories cut to the last ``max_prefix`` events when given)."""
         return expand_cases(self.test, n_known=self.train.n_items, start=self.test_start, max_prefix=max_prefix)
 
-    def test_target_times(self) -> np.ndarray:
-        """The timestamp of each case's target, in the order of :meth:`test_cases`."""
-        if self.test.timestamps is None:
-            raise ValueError("the test data has no timestamps")
-        starts = [max(1, int(s)) for s in self.test_start]
-        parts = [t[first:] for t, first in zip(self.test.timestamps, starts, strict=True)]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
-
 
 def sessions_from_events(
     df: pd.DataFrame,

@@ -93,7 +93,6 @@ class KindData:
     split: TimeSplit
     train: SessionData  # split.train with long sequences cut into windows of MAX_HISTORY_LENGTH
     cases: NextItemCases
-    target_times: np.ndarray
     last_activity: float  # unix time of the kind's last row
     segments: list[str] | None = None
     note: str = ""  # how the held-out cases were chosen, when not the usual way
@@ -242,7 +241,7 @@ def _split(rows: pd.DataFrame, mode: str, cutoff: float, last: float, segments: 
     )
     max_len = app_settings.MAX_HISTORY_LENGTH
     train = chunk_sessions(split.train, max_len)
-    return KindData(rows, split, train, split.test_cases(max_len), split.test_target_times(), last, segments)
+    return KindData(rows, split, train, split.test_cases(max_len), last, segments)
 
 
 # -- evaluation and the gate -----------------------------------------------------------------

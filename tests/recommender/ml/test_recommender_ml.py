@@ -353,6 +353,20 @@ def test_sessions_from_events_and_time_split() -> None:
     assert [p.tolist() for p in split2.test_cases().prefixes] == [split2.item_index.encode(["x", "z"]).tolist()]
 
 
+@pytest.mark.parametrize("mode", ["session", "event"])
+def test_an_empty_held_out_window_gives_no_cases_not_an_error(mode: str) -> None:
+    """A cutoff after every row (a shop quiet since): the test side is empty, with the same side
+    information as a non-empty one."""
+    df = pd.DataFrame(
+        {"key": ["a", "a", "b"], "item": ["x", "y", "x"], "timestamp": [1, 2, 3], "event_type": [0, 1, 0]}
+    )
+    split = time_split(df, cutoff=10, mode=mode, event_type="event_type")
+    assert len(split.train) == 2 and len(split.test) == 0
+    assert split.test.timestamps == [] and split.test.event_types == []
+    cases = split.test_cases(max_prefix=5)
+    assert len(cases) == 0 and cases.context == {"event_types": [], "timestamps": []}
+
+
 def test_validation_split_takes_most_recent() -> None:
     data = chain_data()
     tr, va = validation_split(data, 0.2)
