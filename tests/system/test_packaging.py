@@ -104,7 +104,8 @@ print("RESULT " + json.dumps(out))
 
 def test_readme_project_passes_checks_and_trains_light_models_without_torch():
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL")}
-    env.update(DJANGO_SETTINGS_MODULE="yourshop.settings", PYTHONPATH=str(REPO))
+    # a shop's own secret key, as in production (the project's fallback is a published one: W004)
+    env.update(DJANGO_SETTINGS_MODULE="yourshop.settings", PYTHONPATH=str(REPO), DJANGO_SECRET_KEY="s" + "x7Kp" * 16)
     proc = subprocess.run(
         [sys.executable, "-c", NO_TORCH, str(PROJECT)], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
     )

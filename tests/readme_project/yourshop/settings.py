@@ -145,7 +145,24 @@ OSCAR_DASHBOARD_NAVIGATION += [
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"recommendations": "120/min"},  # anonymous API callers, per IP
+    # the recommendations API: per visitor (user, else visitor cookie, else address) and per address
+    "DEFAULT_THROTTLE_RATES": {"recommendations": "120/min", "recommendations_address": "600/min"},
+    # behind a reverse proxy or load balancer that sets X-Forwarded-For, say how many there are:
+    # without it the throttle counts the address Django sees, never a header a client can write
+    # "NUM_PROXIES": 1,
+}
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG  # served over HTTPS in production (recommender.W005)
+
+# every server error (500) written once to stderr, with its traceback and the request's id (recommender.W006)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "recommender.logs.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {"recommender": {"level": "INFO"}, "segmentation": {"level": "INFO"}},
 }
 
 RECOMMENDER = {}  # override only what you need; every key and its default is listed below

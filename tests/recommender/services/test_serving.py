@@ -263,11 +263,12 @@ def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplo
 def test_two_visitors_never_see_each_others_history(shop, monkeypatch, django_user_model):
     """1,000 alternating requests of an anonymous visitor and a signed-in segment member: any leak
     through a cache, a cookie or a segment would show the other's products, reasons or offer."""
-    from recommender.api.views import RecommendationThrottle
+    from recommender.api.views import RecommendationAddressThrottle, RecommendationThrottle
     from segmentation.offers import create_segment_offer
     from tests.segmentation.test_segmentation_offers import make_member
 
     monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "10000/min"})
+    monkeypatch.setattr(RecommendationAddressThrottle, "THROTTLE_RATES", {"recommendations_address": "10000/min"})
     bob_user = django_user_model.objects.create_user("bob", "bob@example.com", "pw")
     make_member(bob_user, "At risk")
     create_segment_offer(["At risk"], percent=10, shopper_name="A secret deal for Bob")
