@@ -86,3 +86,24 @@ def cookie_payload(client: Client) -> str:
 def visitor_id_of(client: Client) -> str:
     """The visitor id inside a test client's signed visitor cookie ("" when it has none)."""
     return cookie_payload(client).partition("|")[0]
+
+
+def throttle_rates(monkeypatch: Any, **rates: str) -> None:
+    """The recommendations API's throttle rates for one test (``recommendations="3/min"``; a scope not
+    named keeps its default), on a clock that stands still: the counts live in fixed windows, and a
+    window ending during the test would start them again."""
+    from recommender.api.views import RecommendationAddressThrottle, RecommendationThrottle
+
+    for throttle in (RecommendationThrottle, RecommendationAddressThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", rates)
+        monkeypatch.setattr(throttle, "timer", staticmethod(lambda: 1_800_000_000.0))
+
+
+def reset_throttle_counts() -> None:
+    """Forget every throttle count (on Redis only the cache's own throttle keys: never FLUSHDB)."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("throttle_*")
+    else:
+        cache.clear()

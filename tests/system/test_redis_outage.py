@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from recommender.cache import ResilientRedisCache
 from recommender.locks import LockUnavailable, single_instance, task_lock
-from tests.helpers import add_to_basket, browser, checkout, make_product
+from tests.helpers import add_to_basket, browser, checkout, make_product, throttle_rates
 from tests.redis_server import RedisServer
 
 SOCKET_TIMEOUT = 0.25
@@ -214,9 +214,7 @@ def test_train_now_answers_when_the_broker_hangs_or_is_dead(redis_server, client
 def test_the_api_throttle_lets_calls_through_while_redis_hangs(own_cache, monkeypatch):
     """The stated choice: while the cache does not answer, the throttle's counts are unknown and the
     API keeps answering (within the socket timeout) rather than refusing every shopper."""
-    from recommender.api.views import RecommendationThrottle
-
-    monkeypatch.setattr(RecommendationThrottle, "THROTTLE_RATES", {"recommendations": "2/min"})
+    throttle_rates(monkeypatch, recommendations="2/min")
     client = browser()
     url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
