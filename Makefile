@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-DEMO_DATA ?= shop/data/online_retail_sample.csv.gz
+DEMO_DATA ?= personalization_core/order_history/data/online_retail_sample.csv.gz
 PYTEST_ARGS ?=
+WHEEL_REF ?=
 
 .DEFAULT_GOAL := help
 CHROMIUM ?= /usr/bin/chromium
@@ -55,8 +56,8 @@ format:  ## apply ruff fixes and formatting
 migrations-check:  ## fail if a model change has no migration
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-wheel-check:  ## build the wheel from a fresh clone, install it without torch in a fresh venv, check the README's project (needs the package registry)
-	scripts/check_wheel.sh
+wheel-check:  ## build the wheel from a fresh clone (WHEEL_REF=--worktree: the working tree), install it without torch in a fresh venv, check the README's project: at most 10 settings lines and 1 url line, a product page with a block (needs the package registry)
+	scripts/check_wheel.sh $(WHEEL_REF)
 
 bench:  ## list the benchmark scripts (see benchmarks/README.md)
 	@ls benchmarks/*.py | grep -v __init__

@@ -35,12 +35,12 @@ from recommender.ml.tuning import validation_cases
 #: the sets of parts compared (names as in PARTS); networks share one weight
 SETS = {
     "networks alone (2 GRU)": ["gru0", "gru1"],
-    "2 GRU + sr + vsknn (blend until this round)": ["gru0", "gru1", "sr", "vsknn"],
-    "2 GRU + sr + vsknn + itemknn (blend now)": ["gru0", "gru1", "sr", "vsknn", "itemknn"],
+    "2 GRU + sr + vsknn": ["gru0", "gru1", "sr", "vsknn"],
+    "2 GRU + sr + vsknn + itemknn (the blend)": ["gru0", "gru1", "sr", "vsknn", "itemknn"],
     "GRU + LSTM + sr + vsknn": ["gru0", "lstm0", "sr", "vsknn"],
     "2 GRU + LSTM + sr + vsknn": ["gru0", "gru1", "lstm0", "sr", "vsknn"],
 }
-PER_LENGTH_SET = "2 GRU + sr + vsknn (blend until this round)"
+PER_LENGTH_SET = "2 GRU + sr + vsknn"
 LENGTH_EDGES = [2, 3, 5, 9]  # buckets 1, 2, 3-4, 5-8, 9+
 
 

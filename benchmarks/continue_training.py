@@ -9,7 +9,7 @@ split, the most recent 10 % of what it gets, and stops early on it). Then, from 
 early-stopped weights each time, the candidate ways of learning the validation split are
 compared side by side:
 
-* ``none``: keep the early-stopped network (the behaviour before ``refit``);
+* ``none``: keep the early-stopped network (``refit=False``);
 * ``val``: one pass over the validation sessions at the first, the best epoch's, or the
   geometric middle of the two learning rates (``refit``'s default is the middle);
 * ``val x2``: two passes at the middle learning rate;

@@ -8,9 +8,9 @@ basket of three lines request the catalogue, a product and the basket page in tu
 of each page in all. The table gives p50/p95 per page and condition, the 5xx (and failed)
 responses, and what gunicorn's processes logged meanwhile (lines and bytes).
 
-``--compare-plain`` adds the same conditions with the cache configured as the demo had it before
-the circuit breaker (``benchmarks/redis_outage_settings.py``): pass a small ``--plain-requests``,
-each paused request of that arm waits seconds.
+``--compare-plain`` adds the same conditions with a plain django-redis cache, without the circuit
+breaker (``benchmarks/redis_outage_settings.py``): pass a small ``--plain-requests``, each paused
+request of that arm waits seconds.
 
 The first run creates the database ``bench_redis_outage`` and imports the shipped Online Retail
 sample into it (migrate, import, search index: a few minutes); later runs reuse it.
@@ -42,7 +42,7 @@ from tests.redis_server import RedisServer, free_port  # noqa: E402
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 DB_NAME = "bench_redis_outage"
-DATA = REPO / "shop" / "data" / "online_retail_sample.csv.gz"
+DATA = REPO / "personalization_core" / "order_history" / "data" / "online_retail_sample.csv.gz"
 PAGES = ("catalogue", "product", "basket")
 
 
@@ -94,11 +94,26 @@ class Gunicorn:
         self.base = f"http://127.0.0.1:{self.port}"
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "shop.wsgi:application", "--workers", str(workers),
-                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "120", "--graceful-timeout", "5",
-                 "--no-control-socket"],
-                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "shop.wsgi:application",
+                    "--workers",
+                    str(workers),
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--timeout",
+                    "120",
+                    "--graceful-timeout",
+                    "5",
+                    "--no-control-socket",
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 180
         while True:
             try:

@@ -1,6 +1,6 @@
-"""Settings of ``benchmarks/redis_outage.py``: the demo shop's, or with ``BENCH_CACHE=plain`` the cache
-configuration the demo had before the circuit breaker (django-redis, 1 s socket timeouts,
-``IGNORE_EXCEPTIONS`` with its traceback logged per call, sorl-thumbnail on the same Redis)."""
+"""Settings of ``benchmarks/redis_outage.py``: the demo shop's, or with ``BENCH_CACHE=plain`` a plain
+django-redis cache without the circuit breaker (1 s socket timeouts, ``IGNORE_EXCEPTIONS`` with its
+traceback logged per call, sorl-thumbnail on the same Redis)."""
 
 import os
 

@@ -1,6 +1,6 @@
 """What the recommendation blocks cost a page, side by side in one run.
 
-Runs against the database left by ``benchmarks/train_in_shop.py --keep`` (the full Online Retail
+Runs against the database ``benchmarks/train_in_shop.py`` leaves behind (the full Online Retail
 import, a million views, live models) with Redis as the cache (``REDIS_URL``, default
 ``redis://127.0.0.1:6379/0``; only this run's keys are touched). Through Django's test client
 (the whole middleware and template stack, no network):
@@ -104,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     # by two new visitors browsing the same products: the first meets the recommended products for
     # the first time (their stock, price and cards are fetched and rendered: "cold cards"), the
     # second finds them cached as a running shop does (its own blocks are still computed anew)
-    catalogue: dict[str, list[float]] = {"home_with": [], "home_without": [], "home_cold_with": [],
-                                         "home_cold_without": []}  # fmt: skip
+    catalogue: dict[str, list[float]] = {
+        "home_with": [],
+        "home_without": [],
+        "home_cold_with": [],
+        "home_cold_without": [],
+    }
     for prefix in ("home_cold", "home"):
         visitor = Client(HTTP_USER_AGENT=UA)
         for n in range(min(args.requests, 300)):
@@ -149,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         w, wo = result[f"{page}_with"], result[f"{page}_without"]
         counted = queries.get(f"{page}_with"), queries.get(f"{page}_without")
-        print(f"| {label} | {w['p50_ms']} / {w['p95_ms']} | {wo['p50_ms']} / {wo['p95_ms']} | "
-              f"{w['p50_ms'] - wo['p50_ms']:+.1f} / {w['p95_ms'] - wo['p95_ms']:+.1f} | "
-              f"{' / '.join('-' if c is None else str(c) for c in counted)} |")  # fmt: skip
+        print(
+            f"| {label} | {w['p50_ms']} / {w['p95_ms']} | {wo['p50_ms']} / {wo['p95_ms']} | "
+            f"{w['p50_ms'] - wo['p50_ms']:+.1f} / {w['p95_ms'] - wo['p95_ms']:+.1f} | "
+            f"{' / '.join('-' if c is None else str(c) for c in counted)} |"
+        )
     s = result["scoring"]
     print(
         f"\n'for you' scoring of one history over {s['items']:,} items ({s['model']}, one thread): "

@@ -185,8 +185,14 @@ def compare_export(url: str) -> dict[str, Any]:
     for event in Event.objects.filter(created__lt=as_of, kind__in=["view", "basket"]).iterator(chunk_size=5000):
         naive.append((event.user_id or event.visitor_id, event.product_id, event.created.timestamp(), 0))
     naive_s = time.perf_counter() - t
-    return {"rows": len(log), "ours_s": round(ours, 2), "naive_rows": len(naive), "naive_s": round(naive_s, 2),
-            "steps": log.timings, "counts": log.counts}  # fmt: skip
+    return {
+        "rows": len(log),
+        "ours_s": round(ours, 2),
+        "naive_rows": len(naive),
+        "naive_s": round(naive_s, 2),
+        "steps": log.timings,
+        "counts": log.counts,
+    }
 
 
 def shop_histories(loaded: Any, n: int = 1000, seed: int = 0) -> list[tuple[np.ndarray, dict[str, Any]]]:
@@ -196,15 +202,19 @@ def shop_histories(loaded: Any, n: int = 1000, seed: int = 0) -> list[tuple[np.n
     from django.contrib.auth import get_user_model
     from oscar.core.loading import get_model
 
-    from recommender.services.serving import history_for
+    from recommender.serving.history import history_for
 
     Event = get_model("recommender", "Event")
-    users = list(Event.objects.filter(user__isnull=False).order_by("user_id").values_list("user_id", flat=True)
-                 .distinct())  # fmt: skip
+    users = list(
+        Event.objects.filter(user__isnull=False).order_by("user_id").values_list("user_id", flat=True).distinct()
+    )
     visitors = list(
-        Event.objects.filter(user__isnull=True).exclude(visitor_id="").order_by("visitor_id")
-        .values_list("visitor_id", flat=True).distinct()
-    )  # fmt: skip
+        Event.objects.filter(user__isnull=True)
+        .exclude(visitor_id="")
+        .order_by("visitor_id")
+        .values_list("visitor_id", flat=True)
+        .distinct()
+    )
     rng = np.random.default_rng(seed)
     people = [("u", u) for u in users] + [("v", v) for v in visitors]
     picked = [people[i] for i in rng.permutation(len(people))[: 2 * n]]
@@ -225,7 +235,7 @@ def shop_histories(loaded: Any, n: int = 1000, seed: int = 0) -> list[tuple[np.n
 
 
 def random_histories(n_items: int, n: int = 1000, seed: int = 0) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    """``n`` histories of 1-50 random items with random times (the figure earlier runs reported)."""
+    """``n`` histories of 1-50 random items with random times."""
     rng = np.random.default_rng(seed)
     out = []
     for length in rng.integers(1, 51, n):
@@ -302,14 +312,21 @@ def kind_outcomes(run: Any) -> dict[str, dict[str, Any]]:
         m = (version.metrics or {}) if version else {}
         gate = m.get("gate") or {}
         out[kind] = {
-            "status": outcome.get("status"), "version": outcome.get("version"), "reason": outcome.get("reason", ""),
+            "status": outcome.get("status"),
+            "version": outcome.get("version"),
+            "reason": outcome.get("reason", ""),
             "model": version.model_name if version else None,
             "cell": (version.parameters or {}).get("network") if version else None,
-            "metric": metric, "cases": m.get("n_cases"), "candidate": (m.get("candidate") or {}).get(metric),
-            "popularity": (m.get("popularity") or {}).get(metric), "reference": gate.get("reference"),
-            "p_value": gate.get("p_value"), "live_version": gate.get("live_version"), "gate": gate,
+            "metric": metric,
+            "cases": m.get("n_cases"),
+            "candidate": (m.get("candidate") or {}).get(metric),
+            "popularity": (m.get("popularity") or {}).get(metric),
+            "reference": gate.get("reference"),
+            "p_value": gate.get("p_value"),
+            "live_version": gate.get("live_version"),
+            "gate": gate,
             "timings": version.timings if version else {},
-        }  # fmt: skip
+        }
     return out
 
 
@@ -335,15 +352,27 @@ def compare_cells(env: dict[str, str], cells: list[str]) -> dict[str, dict[str, 
         kind = kind_outcomes(run).get(NEXT_ITEM, {})
         metrics = (run.versions.get(pk=kind["version"]).metrics or {}) if kind.get("version") else {}
         results[cell] = {
-            "run": run.pk, "run_status": run.status, "retired_before": retired, "status": kind.get("status"),
-            "version": kind.get("version"), "model": kind.get("model"), "network": kind.get("cell"),
-            "reason": kind.get("reason"), "cases": metrics.get("n_cases"),
-            **{f"{who}_{k}": (metrics.get(who) or {}).get(k) for who in ("candidate", "popularity", "item_to_item")
-               for k in ("hr@20", "mrr@20")},
-            "fit_s": (kind.get("timings") or {}).get("fit"), "refit_s": (kind.get("timings") or {}).get("refit"),
-            "peak_rss_mb": run.peak_rss_mb, "wall_s": round(wall, 1), "run_timings": run.timings,
+            "run": run.pk,
+            "run_status": run.status,
+            "retired_before": retired,
+            "status": kind.get("status"),
+            "version": kind.get("version"),
+            "model": kind.get("model"),
+            "network": kind.get("cell"),
+            "reason": kind.get("reason"),
+            "cases": metrics.get("n_cases"),
+            **{
+                f"{who}_{k}": (metrics.get(who) or {}).get(k)
+                for who in ("candidate", "popularity", "item_to_item")
+                for k in ("hr@20", "mrr@20")
+            },
+            "fit_s": (kind.get("timings") or {}).get("fit"),
+            "refit_s": (kind.get("timings") or {}).get("refit"),
+            "peak_rss_mb": run.peak_rss_mb,
+            "wall_s": round(wall, 1),
+            "run_timings": run.timings,
             "scoring": scoring_latency() if kind.get("status") == "live" else {"note": "not promoted"},
-        }  # fmt: skip
+        }
     return results
 
 
@@ -360,9 +389,19 @@ def daily_retrains(env: dict[str, str], days: int, models: list[str]) -> list[di
         cell = CELLS[(CELLS.index(live_cell) + 1) % len(CELLS)] if live_cell in CELLS else CELLS[0]
         run, wall, out_text = train(env, as_of, models, cell)
         print(out_text, flush=True)
-        out.append({"as_of": as_of, "cell": cell, "live_before": live.pk if live else None, "run": run.pk,
-                    "run_status": run.status, "wall_s": round(wall, 1), "peak_rss_mb": run.peak_rss_mb,
-                    "run_timings": run.timings, "kinds": kind_outcomes(run)})  # fmt: skip
+        out.append(
+            {
+                "as_of": as_of,
+                "cell": cell,
+                "live_before": live.pk if live else None,
+                "run": run.pk,
+                "run_status": run.status,
+                "wall_s": round(wall, 1),
+                "peak_rss_mb": run.peak_rss_mb,
+                "run_timings": run.timings,
+                "kinds": kind_outcomes(run),
+            }
+        )
     return out
 
 
@@ -390,10 +429,12 @@ def print_cells(cells: dict[str, dict[str, Any]]) -> None:
         row = [shown, _pct(r["candidate_hr@20"]), _pct(r["candidate_mrr@20"]), fit, r["peak_rss_mb"], *latency]
         print("| " + " | ".join(str(c) for c in [*row, r["wall_s"]]) + " |")
     first = next(iter(cells.values()))
-    print(f"\n({first['cases']} held-out cases; popularity {_pct(first['popularity_hr@20'])} / "
-          f"{_pct(first['popularity_mrr@20'])}, item-kNN {_pct(first['item_to_item_hr@20'])} / "
-          f"{_pct(first['item_to_item_mrr@20'])}; fit s: the candidate's fit, the promoted model is refitted on "
-          "all data after it; run s: the whole command; scoring: shop histories, one thread)")  # fmt: skip
+    print(
+        f"\n({first['cases']} held-out cases; popularity {_pct(first['popularity_hr@20'])} / "
+        f"{_pct(first['popularity_mrr@20'])}, item-kNN {_pct(first['item_to_item_hr@20'])} / "
+        f"{_pct(first['item_to_item_mrr@20'])}; fit s: the candidate's fit, the promoted model is refitted on "
+        "all data after it; run s: the whole command; scoring: shop histories, one thread)"
+    )
 
 
 def print_daily(days: list[dict[str, Any]]) -> dict[str, Any]:
@@ -408,12 +449,19 @@ def print_daily(days: list[dict[str, Any]]) -> dict[str, Any]:
             name = f"{kind} ({r['cell']})" if kind == NEXT_ITEM and r["cell"] else kind
             p = "-" if r["p_value"] is None else f"{r['p_value']:.3g}"
             wins = f"{gate['candidate_better']} / {gate['reference_better']}" if gate else "-"
-            print(f"| {day['as_of']} | {name} | {r['status']} | {_pct(r['candidate'])} | {_pct(r['reference'])} | "
-                  f"{p} | {wins} | {short_reason(r['reason'])} |")  # fmt: skip
+            print(
+                f"| {day['as_of']} | {name} | {r['status']} | {_pct(r['candidate'])} | {_pct(r['reference'])} | "
+                f"{p} | {wins} | {short_reason(r['reason'])} |"
+            )
     judged = counted.get("live", 0) + counted.get("rejected", 0)
     next_item = [d["kinds"][NEXT_ITEM]["status"] for d in days if NEXT_ITEM in d["kinds"]]
-    summary = {"promoted": counted.get("live", 0), "judged": judged, "by_status": counted,
-               "next_item_promoted": next_item.count("live"), "next_item_runs": len(next_item)}  # fmt: skip
+    summary = {
+        "promoted": counted.get("live", 0),
+        "judged": judged,
+        "by_status": counted,
+        "next_item_promoted": next_item.count("live"),
+        "next_item_runs": len(next_item),
+    }
     metric = next((r["metric"] for d in days for r in d["kinds"].values()), "hr@20")
     print(
         f"\npromoted {summary['promoted']} of {judged} judged candidates over {len(days)} days ({counted}); "
@@ -436,20 +484,33 @@ def full_run(env: dict[str, str], export: dict[str, Any]) -> dict[str, Any]:
     for v in run.versions.all():
         m = v.metrics or {}
         kinds[v.kind] = {
-            "model": v.model_name, "status": v.status, "cases": m.get("n_cases"),
-            **{f"{who}_{k}": (m.get(who) or {}).get(k) for who in ("candidate", "popularity", "item_to_item")
-               for k in ("hr@20", "mrr@20")},
+            "model": v.model_name,
+            "status": v.status,
+            "cases": m.get("n_cases"),
+            **{
+                f"{who}_{k}": (m.get(who) or {}).get(k)
+                for who in ("candidate", "popularity", "item_to_item")
+                for k in ("hr@20", "mrr@20")
+            },
             "timings": v.timings,
-        }  # fmt: skip
-    run_info = {"id": run.pk, "status": run.status, "wall_s": round(wall, 1), "timings": run.timings,
-                "peak_rss_mb": run.peak_rss_mb, "counts": run.counts.get("log")}  # fmt: skip
+        }
+    run_info = {
+        "id": run.pk,
+        "status": run.status,
+        "wall_s": round(wall, 1),
+        "timings": run.timings,
+        "peak_rss_mb": run.peak_rss_mb,
+        "counts": run.counts.get("log"),
+    }
     print("\n| step | seconds |\n|---|---:|")
     print(f"| export (ORM -> arrays, COPY) | {export['ours_s']} |\n| export, naive ORM loop | {export['naive_s']} |")
     for k, v in run.timings.items():
         if isinstance(v, int | float):
             print(f"| {k} | {v} |")
-    print(f"| whole command (process start included) | {wall:.1f} |\n\npeak RSS of the training process: "
-          f"{run.peak_rss_mb} MB\n")  # fmt: skip
+    print(
+        f"| whole command (process start included) | {wall:.1f} |\n\npeak RSS of the training process: "
+        f"{run.peak_rss_mb} MB\n"
+    )
     print(
         "| kind | model | status | cases | HR@20 | MRR@20 | pop HR@20 | pop MRR@20 | item-kNN HR@20 | item-kNN MRR@20 |"
     )
@@ -473,12 +534,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-setup", action="store_true", help="with --reuse: no import, no view generation")
     parser.add_argument("--skip-full-run", action="store_true", help="no steps 4-5 (only --cells, --daily-retrains)")
     parser.add_argument(
-        "--cells", nargs="*", choices=CELLS, default=list(CELLS),
+        "--cells",
+        nargs="*",
+        choices=CELLS,
+        default=list(CELLS),
         help="next-item runs side by side, one per recurrent cell (none: off)",
-    )  # fmt: skip
+    )
     parser.add_argument("--daily-retrains", type=int, default=0, metavar="N", help="N daily runs up to AS_OF")
-    parser.add_argument("--retrain-models", nargs="+", default=RETRAIN_MODELS, metavar="KIND",
-                        help="the kinds of the daily runs")  # fmt: skip
+    parser.add_argument(
+        "--retrain-models", nargs="+", default=RETRAIN_MODELS, metavar="KIND", help="the kinds of the daily runs"
+    )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "train_in_shop.json")
     args = parser.parse_args(argv)
     if not DATA.is_file():
@@ -486,8 +551,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     url = setup_database(args.pg_url, args.reuse)
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-           "BENCH_BUDGET_MINUTES": str(args.budget_minutes)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "BENCH_BUDGET_MINUTES": str(args.budget_minutes),
+    }
     env.pop("REDIS_URL", None)  # a private file cache (the lock), never the shared Redis
     env["SHOP_VAR_DIR"] = str(REPO / "var" / "bench_train_in_shop")
     os.environ.update({k: env[k] for k in ("SHOP_VAR_DIR", "BENCH_BUDGET_MINUTES")})
@@ -501,8 +570,10 @@ def main(argv: list[str] | None = None) -> int:
         setup["generate_s"] = round(time.perf_counter() - t, 1)
         print(f"setup: {setup}", flush=True)
     export = compare_export(url)
-    print(f"export: ours {export['ours_s']} s vs naive ORM loop {export['naive_s']} s for {export['rows']:,} rows",
-          flush=True)  # fmt: skip
+    print(
+        f"export: ours {export['ours_s']} s vs naive ORM loop {export['naive_s']} s for {export['rows']:,} rows",
+        flush=True,
+    )
     # the benchmark's private file cache: a lock left by an interrupted earlier run would block this one
     shutil.rmtree(Path(env["SHOP_VAR_DIR"]) / "cache", ignore_errors=True)
     result = {"setup": setup, "export": export, "budget_minutes": args.budget_minutes, "cpus": os.cpu_count()}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.core import checks
 
+from personalization_core.conf import AppSettings
 
-def check_settings_dict(name: str, defaults: dict[str, Any], types: dict[str, Any], app: str) -> list[checks.CMessage]:
-    """The dict ``settings.<name>`` exists as a dict, has known keys and well-typed values (``<app>.E002``)."""
+
+def check_settings_dict(app_settings: AppSettings, app: str) -> list[checks.CMessage]:
+    """``settings.<name>`` is a dict of declared keys with values of their declared types (``<app>.E002``)."""
+    name = app_settings.name
     errors: list[checks.CMessage] = []
     user = getattr(settings, name, None)
     if user is None:
@@ -17,19 +18,20 @@ def check_settings_dict(name: str, defaults: dict[str, Any], types: dict[str, An
     if not isinstance(user, dict):
         return [checks.Error(f"settings.{name} must be a dict.", hint="See README.md, Settings.", id=f"{app}.E002")]
     for key, value in user.items():
-        if key not in defaults:
+        declared = app_settings.declared.get(key)
+        if declared is None:
             errors.append(
                 checks.Error(
                     f"Unknown setting {name}[{key!r}].",
-                    hint=f"Known keys: {', '.join(sorted(defaults))}.",
+                    hint=f"Known keys: {', '.join(sorted(app_settings.declared))}.",
                     id=f"{app}.E002",
                 )
             )
-        elif key in types and not isinstance(value, types[key]):
+        elif not isinstance(value, declared.type):
             errors.append(
                 checks.Error(
-                    f"{name}[{key!r}] is {type(value).__name__}, expected {types[key]}.",
-                    hint=f"The default is {defaults[key]!r}.",
+                    f"{name}[{key!r}] is {type(value).__name__}, expected {declared.type_text()}.",
+                    hint=f"The default is {declared.default!r}.",
                     id=f"{app}.E002",
                 )
             )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -205,13 +207,21 @@ class AbstractBury(models.Model):
     """A product, or every product of a category, that is never recommended (staff decide)."""
 
     product = models.ForeignKey(
-        "catalogue.Product", verbose_name=_("product"), null=True, blank=True, on_delete=models.CASCADE,
+        "catalogue.Product",
+        verbose_name=_("product"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="+",
-    )  # fmt: skip
+    )
     category = models.ForeignKey(
-        "catalogue.Category", verbose_name=_("category"), null=True, blank=True, on_delete=models.CASCADE,
+        "catalogue.Category",
+        verbose_name=_("category"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="+",
-    )  # fmt: skip
+    )
     note = models.CharField(_("why"), max_length=255, blank=True)
     created = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -255,3 +265,160 @@ class AbstractErasedOrder(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} (not learnt from since {self.erased:%Y-%m-%d})"
+
+
+# -- measuring what recommendations earn ------------------------------------------------------
+
+
+class Arm(models.TextChoices):
+    TREATMENT = "treatment", _("personalised (treatment)")
+    CONTROL = "control", _("best sellers (control)")
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+class AbstractExperiment(models.Model):
+    """A randomised holdout: while it runs, each person is assigned for good to the treatment (the
+    shop's recommendations) or the control (the same blocks filled with best sellers), by a hash
+    of the person and the experiment's salt; a new experiment has a new salt, so a new draw."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    salt = models.CharField(_("salt"), max_length=32, default=new_salt, editable=False)
+    control_share = models.FloatField(
+        _("control share"),
+        default=0.1,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.5)],
+        help_text=_("share of shoppers who see best sellers instead of personal recommendations"),
+    )
+    started = models.DateTimeField(_("started"), default=timezone.now)
+    ended = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-started", "-pk")
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AbstractExposure(models.Model):
+    """One person in one experiment: their arm, when they first saw a block, and the orders they
+    placed since (counted when placed: the report's per-visitor figures come from these rows)."""
+
+    experiment = models.ForeignKey(
+        "recommender.Experiment", verbose_name=_("experiment"), on_delete=models.CASCADE, related_name="exposures"
+    )
+    person = models.CharField(_("person"), max_length=40, help_text=_("u<user id> or v<visitor id>"))
+    arm = models.CharField(_("arm"), max_length=10, choices=Arm.choices)
+    first_seen = models.DateTimeField(_("first shown a block"), default=timezone.now)
+    orders = models.PositiveIntegerField(_("orders since"), default=0)
+    revenue = models.DecimalField(_("revenue since"), max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        verbose_name = _("person in an experiment")
+        verbose_name_plural = _("people in experiments")
+        constraints = [models.UniqueConstraint(fields=["experiment", "person"], name="recommender_exposure_once")]
+        indexes = [models.Index(fields=["person"], name="rec_exposure_person")]
+
+
+class AbstractImpression(models.Model):
+    """One block shown to one shopper: what was shown, in which order, by which model and rung."""
+
+    impression_id = models.UUIDField(_("impression id"), unique=True, default=uuid.uuid4, editable=False)
+    created = models.DateTimeField(_("shown"), default=timezone.now, db_index=True)
+    placement = models.CharField(_("placement"), max_length=64)
+    experiment = models.ForeignKey(
+        "recommender.Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    arm = models.CharField(_("arm"), max_length=10, choices=Arm.choices, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    visitor_id = models.CharField(_("visitor id"), max_length=32, blank=True)
+    product_ids = models.JSONField(_("products shown, in order"), default=list)
+    rungs = models.JSONField(_("source of each product"), default=list)
+    version_ids = models.JSONField(_("model version of each product"), default=list)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-created",)
+        verbose_name = _("impression")
+        verbose_name_plural = _("impressions")
+        indexes = [
+            models.Index(fields=["user"], name="rec_impression_user"),
+            models.Index(fields=["visitor_id"], name="rec_impression_visitor"),
+            models.Index(fields=["experiment", "placement", "created"], name="rec_impression_report"),
+        ]
+
+
+class AbstractClick(models.Model):
+    """A click on a recommended product, recognised on the product page it led to (or reported by
+    a headless front end) from the link's signed token."""
+
+    impression_id = models.UUIDField(_("impression id"))
+    created = models.DateTimeField(_("clicked"), default=timezone.now, db_index=True)
+    placement = models.CharField(_("placement"), max_length=64)
+    position = models.PositiveSmallIntegerField(_("position"))
+    rung = models.CharField(_("source"), max_length=32, blank=True)
+    version_id = models.IntegerField(_("model version"), null=True, blank=True)
+    experiment = models.ForeignKey(
+        "recommender.Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    arm = models.CharField(_("arm"), max_length=10, choices=Arm.choices, blank=True)
+    product = models.ForeignKey(
+        "catalogue.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    visitor_id = models.CharField(_("visitor id"), max_length=32, blank=True)
+    session = models.CharField(_("browser session (hashed)"), max_length=16, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-created",)
+        verbose_name = _("click")
+        verbose_name_plural = _("clicks")
+        constraints = [
+            models.UniqueConstraint(fields=["impression_id", "product"], name="recommender_click_once_per_impression")
+        ]
+        indexes = [
+            models.Index(fields=["user", "product", "created"], name="rec_click_user"),
+            models.Index(fields=["visitor_id", "product", "created"], name="rec_click_visitor"),
+        ]
+
+
+class AbstractAttributedLine(models.Model):
+    """An order line bought after a click on that product in a block, within the attribution window
+    (the last such click counts; a line is attributed once)."""
+
+    line = models.OneToOneField("order.Line", verbose_name=_("order line"), on_delete=models.CASCADE, related_name="+")
+    click = models.ForeignKey(
+        "recommender.Click", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created = models.DateTimeField(_("ordered"), default=timezone.now, db_index=True)
+    placement = models.CharField(_("placement"), max_length=64)
+    experiment = models.ForeignKey(
+        "recommender.Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    arm = models.CharField(_("arm"), max_length=10, choices=Arm.choices, blank=True)
+    version_id = models.IntegerField(_("model version"), null=True, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    revenue = models.DecimalField(_("revenue"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=12, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        ordering = ("-created",)
+        verbose_name = _("attributed order line")
+        verbose_name_plural = _("attributed order lines")

@@ -105,8 +105,10 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Event._meta.fields]
     actions = ("erase_people",)
 
-    @admin.action(description="Erase the personal data of the people behind the selected events",
-                  permissions=["erase_personal_data"])  # fmt: skip
+    @admin.action(
+        description="Erase the personal data of the people behind the selected events",
+        permissions=["erase_personal_data"],
+    )
     def erase_people(self, request: HttpRequest, queryset: Any) -> Any:
         """The account of each event, or for an anonymous event its browser's visitor id."""
         users = set(queryset.exclude(user__isnull=True).values_list("user_id", flat=True))

@@ -4,8 +4,7 @@ from oscar.core.application import OscarConfig
 
 
 class RecommenderConfig(OscarConfig):
-    """An Oscar app config, so that Oscar's ``get_class`` finds the classes a shop may fork
-    (``get_class("recommender.services.gate", "PromotionGate")``)."""
+    """The recommender app: capture, training, serving, the API and the admin."""
 
     name = "recommender"
     label = "recommender"
@@ -14,11 +13,13 @@ class RecommenderConfig(OscarConfig):
 
     def ready(self) -> None:
         from recommender import checks, receivers
-        from recommender.services import serving
+        from recommender.serving import checks as serving_checks
+        from recommender.serving import generations
 
         checks.register()
         receivers.connect()
-        serving.connect_catalogue_signals()
+        generations.connect()
+        serving_checks.register()
         if apps.is_installed("django.contrib.admin"):
             from recommender.admin import add_personal_data_actions
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core import checks
 
 from personalization_core.checks import check_settings_dict
-from recommender.conf import DEFAULTS, SETTINGS_NAME, TYPES
+from recommender.conf import app_settings
 
 REQUIRED_OSCAR_APPS = {
     "oscar.apps.catalogue": "product views",
@@ -61,7 +61,7 @@ def check_oscar_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.CMes
 
 
 def check_recommender_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
-    return check_settings_dict(SETTINGS_NAME, DEFAULTS, TYPES, "recommender")
+    return check_settings_dict(app_settings, "recommender")
 
 
 def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
@@ -143,24 +143,35 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     import importlib.util
     import re
 
-    from recommender.conf import app_settings
     from recommender.ml.registry import available_models
 
     if check_recommender_settings():
         return []  # unknown keys or wrong types are reported by E002 first
     errors: list[checks.CMessage] = []
     if app_settings.RNN_CELL not in ("gru", "lstm"):
-        errors.append(checks.Error(f"RECOMMENDER['RNN_CELL'] is {app_settings.RNN_CELL!r}.",
-                                   hint='Use "gru" or "lstm".', id="recommender.E005"))  # fmt: skip
+        errors.append(
+            checks.Error(
+                f"RECOMMENDER['RNN_CELL'] is {app_settings.RNN_CELL!r}.",
+                hint='Use "gru" or "lstm".',
+                id="recommender.E005",
+            )
+        )
     if not re.fullmatch(r"(hr|mrr|ndcg)@(10|20)", app_settings.GATE_METRIC):
         hint = "Use hr@K, mrr@K or ndcg@K with K 10 or 20."
-        errors.append(checks.Error(f"RECOMMENDER['GATE_METRIC'] is {app_settings.GATE_METRIC!r}.",
-                                   hint=hint, id="recommender.E006"))  # fmt: skip
+        errors.append(
+            checks.Error(
+                f"RECOMMENDER['GATE_METRIC'] is {app_settings.GATE_METRIC!r}.", hint=hint, id="recommender.E006"
+            )
+        )
     alias = app_settings.MODEL_STORAGE
     if alias is not None and alias not in getattr(settings, "STORAGES", {}):
-        errors.append(checks.Error(f"RECOMMENDER['MODEL_STORAGE'] names {alias!r}, which is not in STORAGES.",
-                                   hint="Add it to settings.STORAGES or use None for default_storage.",
-                                   id="recommender.E007"))  # fmt: skip
+        errors.append(
+            checks.Error(
+                f"RECOMMENDER['MODEL_STORAGE'] names {alias!r}, which is not in STORAGES.",
+                hint="Add it to settings.STORAGES or use None for default_storage.",
+                id="recommender.E007",
+            )
+        )
     name = app_settings.NEXT_ITEM_MODEL
     no_torch = name in ("blend", "gru", "lstm") and importlib.util.find_spec("torch") is None
     if name is not None and (no_torch or name not in available_models()):
@@ -171,18 +182,26 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
             else ""
         )
         hint = hint or f"Choose from {', '.join(available_models())}."
-        errors.append(checks.Error(f"RECOMMENDER['NEXT_ITEM_MODEL'] {name!r} is not an available model.",
-                                   hint=hint, id="recommender.E008"))  # fmt: skip
+        errors.append(
+            checks.Error(
+                f"RECOMMENDER['NEXT_ITEM_MODEL'] {name!r} is not an available model.", hint=hint, id="recommender.E008"
+            )
+        )
     if app_settings.HOLDOUT_DAYS <= 0 or app_settings.MAX_HISTORY_LENGTH < 2:
-        errors.append(checks.Error("RECOMMENDER['HOLDOUT_DAYS'] must be > 0 and MAX_HISTORY_LENGTH >= 2.",
-                                   id="recommender.E009"))  # fmt: skip
+        errors.append(
+            checks.Error("RECOMMENDER['HOLDOUT_DAYS'] must be > 0 and MAX_HISTORY_LENGTH >= 2.", id="recommender.E009")
+        )
     if not 0 < app_settings.GATE_SIGNIFICANCE < 1:
         message = f"RECOMMENDER['GATE_SIGNIFICANCE'] is {app_settings.GATE_SIGNIFICANCE!r}."
         errors.append(checks.Error(message, hint="Use a level between 0 and 1, such as 0.05.", id="recommender.E012"))
     bad = [k for k in ("BLOCK_CACHE_SECONDS", "CARD_CACHE_SECONDS", "MAX_PER_CATEGORY") if getattr(app_settings, k) < 0]
     if bad or not 1 <= app_settings.BLOCK_LIMIT <= 50:
-        errors.append(checks.Error("RECOMMENDER: BLOCK_LIMIT must be 1-50 and " + ", ".join(bad or ["the others"])
-                                   + " must be >= 0.", id="recommender.E021"))  # fmt: skip
+        errors.append(
+            checks.Error(
+                "RECOMMENDER: BLOCK_LIMIT must be 1-50 and " + ", ".join(bad or ["the others"]) + " must be >= 0.",
+                id="recommender.E021",
+            )
+        )
     return errors
 
 
@@ -201,12 +220,14 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage
         elif backend.startswith("django_redis.") and not (
             options.get("SOCKET_TIMEOUT") and options.get("IGNORE_EXCEPTIONS")
         ):
-            messages.append(checks.Warning(
-                f"CACHES[{alias!r}] uses django-redis without SOCKET_TIMEOUT and IGNORE_EXCEPTIONS: a hung or dead "
-                "Redis would make pages wait or fail.",
-                hint='Use "BACKEND": "recommender.cache.ResilientRedisCache" (README, "Redis outages").',
-                id="recommender.W020",
-            ))  # fmt: skip
+            messages.append(
+                checks.Warning(
+                    f"CACHES[{alias!r}] uses django-redis without SOCKET_TIMEOUT and IGNORE_EXCEPTIONS: a hung or dead "
+                    "Redis would make pages wait or fail.",
+                    hint='Use "BACKEND": "recommender.cache.ResilientRedisCache" (README, "Redis outages").',
+                    id="recommender.W020",
+                )
+            )
     return messages
 
 
@@ -220,31 +241,35 @@ def check_production(app_configs: Any = None, **kwargs: Any) -> list[checks.CMes
     no log handler would write down."""
     if settings.DEBUG:
         return []
-    from recommender.conf import app_settings
-
     messages: list[checks.CMessage] = []
     key = str(getattr(settings, "SECRET_KEY", ""))
     if key in PUBLIC_SECRET_KEYS or key.startswith("django-insecure-") or len(set(key)) < 5:
-        messages.append(checks.Warning(
-            "SECRET_KEY is a published or trivial key while DEBUG is off.",
-            hint="Anyone can forge sessions, visitor cookies and recommendation links: set a long random "
-                 "DJANGO_SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(50))').",
-            id="recommender.W004",
-        ))  # fmt: skip
+        messages.append(
+            checks.Warning(
+                "SECRET_KEY is a published or trivial key while DEBUG is off.",
+                hint="Anyone can forge sessions, visitor cookies and recommendation links: set a long random "
+                "DJANGO_SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(50))').",
+                id="recommender.W004",
+            )
+        )
     if app_settings.VISITOR_COOKIE_SECURE is False or not getattr(settings, "SESSION_COOKIE_SECURE", False):
-        messages.append(checks.Warning(
-            "The session or the visitor cookie may be sent over plain HTTP while DEBUG is off.",
-            hint="Serve the shop over HTTPS with SESSION_COOKIE_SECURE = True, and leave "
-                 "RECOMMENDER['VISITOR_COOKIE_SECURE'] at None (Secure on HTTPS) or True.",
-            id="recommender.W005",
-        ))  # fmt: skip
+        messages.append(
+            checks.Warning(
+                "The session or the visitor cookie may be sent over plain HTTP while DEBUG is off.",
+                hint="Serve the shop over HTTPS with SESSION_COOKIE_SECURE = True, and leave "
+                "RECOMMENDER['VISITOR_COOKIE_SECURE'] at None (Secure on HTTPS) or True.",
+                id="recommender.W005",
+            )
+        )
     if not _request_errors_are_written():
-        messages.append(checks.Warning(
-            "A server error (500) would leave no trace: no log handler writes django.request errors.",
-            hint='Add a root handler to LOGGING, e.g. "root": {"handlers": ["console"], "level": "WARNING"} '
-                 '(README, "Logging").',
-            id="recommender.W006",
-        ))  # fmt: skip
+        messages.append(
+            checks.Warning(
+                "A server error (500) would leave no trace: no log handler writes django.request errors.",
+                hint='Add a root handler to LOGGING, e.g. "root": {"handlers": ["console"], "level": "WARNING"} '
+                '(README, "Logging").',
+                id="recommender.W006",
+            )
+        )
     return messages
 
 

@@ -9,7 +9,7 @@ with integer person codes, product ids, unix timestamps and event type codes of
 * A person is the user when known, else the browser's visitor id (events) or the lower-cased
   guest e-mail (guest orders); codes are integers, never names or e-mails.
 * Orders of persons whose personal data was erased are left out
-  (:func:`recommender.services.personal_data.without_erased_orders`).
+  (:func:`recommender.queries.without_erased_orders`).
 * A child product counts as its parent (the product a shopper sees in listings).
 * Recommendable products are public, not of an excluded class or UPC, and not a child; events
   on other products are left out (they could never be recommended).
@@ -33,12 +33,10 @@ from oscar.core.loading import get_model
 from personalization_core.pgcopy import copy_query_to_frame
 from recommender.conf import app_settings
 from recommender.ml.data import EVENT_BASKET, EVENT_PURCHASE, EVENT_VIEW
-from recommender.services.personal_data import without_erased_orders
+from recommender.queries import EVENT_TYPES, recommendable_products, without_erased_orders
 
-__all__ = ["BehaviourLog", "export_behaviour", "recommendable_products"]
+__all__ = ["BehaviourLog", "export_behaviour"]
 
-#: captured event kinds used for training, with their model event type codes
-EVENT_TYPES = {"view": EVENT_VIEW, "basket": EVENT_BASKET}
 COLUMNS = ("person", "item", "timestamp", "event_type", "order")
 
 
@@ -60,17 +58,6 @@ class BehaviourLog:
 
     def of_types(self, *types: int) -> pd.DataFrame:
         return self.frame[self.frame["event_type"].isin(types)]
-
-
-def recommendable_products(using: str = "default") -> QuerySet:
-    """Products that may be recommended: public, standalone or parent, not excluded by a setting."""
-    Product = get_model("catalogue", "Product")
-    qs = Product.objects.using(using).filter(is_public=True, parent__isnull=True)
-    if app_settings.EXCLUDED_PRODUCT_CLASSES:
-        qs = qs.exclude(product_class__slug__in=list(app_settings.EXCLUDED_PRODUCT_CLASSES))
-    if app_settings.EXCLUDED_UPCS:
-        qs = qs.exclude(upc__in=list(app_settings.EXCLUDED_UPCS))
-    return qs
 
 
 def export_behaviour(as_of: datetime, since: datetime | None = None, using: str = "default") -> BehaviourLog:
@@ -108,9 +95,12 @@ def _order_lines(as_of: datetime, since: datetime | None, using: str) -> pd.Data
         qs = qs.exclude(order__status__in=list(app_settings.EXCLUDED_ORDER_STATUSES))
     qs = without_erased_orders(qs, "order", using)
     qs = qs.order_by().values(
-        pid=F("product_id"), uid=F("order__user_id"), guest=F("order__guest_email"),
-        oid=F("order_id"), ts=F("order__date_placed"),
-    )  # fmt: skip
+        pid=F("product_id"),
+        uid=F("order__user_id"),
+        guest=F("order__guest_email"),
+        oid=F("order_id"),
+        ts=F("order__date_placed"),
+    )
     return _read(qs, ("pid", "uid", "guest", "oid", "ts"), using)
 
 
@@ -191,7 +181,7 @@ def _combine(
             "event_type": np.concatenate([np.full(int(line_ok.sum()), EVENT_PURCHASE, dtype=np.int64), kinds]),
             "order": np.concatenate([lines["oid"].to_numpy(np.int64)[line_ok], np.full(len(events), -1, np.int64)]),
         }
-    )  # fmt: skip
+    )
     if parent_of:
         parents = frame["item"].map(parent_of)
         frame["item"] = parents.fillna(frame["item"]).astype(np.int64)

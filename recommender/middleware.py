@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from recommender.conf import app_settings
 from recommender.logs import request_id
+from recommender.measurement.capture import flush as flush_impressions
 from recommender.tracking import (
     VISITOR_COOKIE_SALT,
     bind_session,
@@ -79,6 +80,7 @@ class VisitorMiddleware:
             response = self.get_response(request)
         finally:
             current_request.reset(token)
+        flush_impressions(request)  # the blocks the page showed, in one insert (before the cookie is set)
         response.headers.setdefault("X-Request-ID", rid)
         new_visitor = getattr(request, "_recommender_new_visitor", None)
         if getattr(request, "_recommender_rotate", False):

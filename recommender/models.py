@@ -1,18 +1,24 @@
 from oscar.core.loading import is_model_registered
 
 from recommender.abstract_models import (
+    AbstractAttributedLine,
     AbstractBury,
+    AbstractClick,
     AbstractErasedOrder,
     AbstractEvent,
+    AbstractExperiment,
+    AbstractExposure,
+    AbstractImpression,
     AbstractModelVersion,
     AbstractTrainingRun,
+    Arm,
     EventKind,
     ModelKind,
     TrainingStatus,
     VersionStatus,
 )
 
-__all__ = ["EventKind", "ModelKind", "TrainingStatus", "VersionStatus"]
+__all__ = ["Arm", "EventKind", "ModelKind", "TrainingStatus", "VersionStatus"]
 
 if not is_model_registered("recommender", "Event"):
 
@@ -53,3 +59,43 @@ if not is_model_registered("recommender", "ErasedOrder"):
             pass
 
     __all__.append("ErasedOrder")
+
+if not is_model_registered("recommender", "Experiment"):
+
+    class Experiment(AbstractExperiment):
+        class Meta(AbstractExperiment.Meta):
+            pass
+
+    __all__.append("Experiment")
+
+if not is_model_registered("recommender", "Exposure"):
+
+    class Exposure(AbstractExposure):
+        class Meta(AbstractExposure.Meta):
+            pass
+
+    __all__.append("Exposure")
+
+if not is_model_registered("recommender", "Impression"):
+
+    class Impression(AbstractImpression):
+        class Meta(AbstractImpression.Meta):
+            pass
+
+    __all__.append("Impression")
+
+if not is_model_registered("recommender", "Click"):
+
+    class Click(AbstractClick):
+        class Meta(AbstractClick.Meta):
+            pass
+
+    __all__.append("Click")
+
+if not is_model_registered("recommender", "AttributedLine"):
+
+    class AttributedLine(AbstractAttributedLine):
+        class Meta(AbstractAttributedLine.Meta):
+            pass
+
+    __all__.append("AttributedLine")

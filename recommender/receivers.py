@@ -12,7 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from recommender.measurement.capture import attribute_order, merge_into_user, record_click
 from recommender.models import EventKind
+from recommender.serving.blocks import visitor_of
+from recommender.signals import visitor_merged
 from recommender.tracking import (
     current_request,
     event_uuid,
@@ -43,6 +46,9 @@ def on_product_viewed(sender: Any, product: Any, user: Any, request: Any, respon
     if not should_track(request):
         return
     identity = request_identity(request, user)
+    token = request.GET.get("rec", "") if request is not None else ""
+    if token:  # reached through a recommendation's link
+        record_click(request, product, token, visitor_of(request))
     record(
         [
             {
@@ -104,6 +110,8 @@ def on_order_placed(sender: Any, order: Any, user: Any = None, **kwargs: Any) ->
     if not should_track(request):
         return
     identity = request_identity(request, order.user) if request is not None else {"user": order.user}
+    if request is not None:
+        attribute_order(order, request, visitor_of(request))
     record(
         {
             "event_id": event_uuid("purchase", order.number, line.pk),
@@ -191,3 +199,4 @@ def connect() -> None:
     # an account's deletion erases what we hold about that person
     pre_delete.connect(on_user_deleted, sender=settings.AUTH_USER_MODEL, dispatch_uid=f"{uid}.user_deleted")
     user_logged_out.connect(on_user_logged_out, dispatch_uid=f"{uid}.logout")
+    visitor_merged.connect(merge_into_user, dispatch_uid=f"{uid}.merge_measurement")

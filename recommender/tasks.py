@@ -68,8 +68,12 @@ def enqueue_training(as_of: str | None = None, kinds: list[str] | None = None, t
     backend, which may hang the same way). Raises what the broker raised.
     """
     timeout = PUBLISH_TIMEOUT if timeout is None else timeout
-    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout,  # each socket operation
-               "max_retries": 0, "connect_retries_timeout": timeout}  # fmt: skip
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,  # each socket operation
+        "max_retries": 0,
+        "connect_retries_timeout": timeout,
+    }
     with train_recommenders.app.connection_for_write(transport_options=options) as connection:
         return train_recommenders.apply_async(
             kwargs={"as_of": as_of, "kinds": kinds},

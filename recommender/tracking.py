@@ -45,6 +45,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.http import HttpRequest
 
 from recommender.conf import app_settings
+from recommender.signals import events_recorded, visitor_merged
 
 logger = logging.getLogger(__name__)
 
@@ -183,36 +184,41 @@ def record(events: Iterable[dict[str, Any]]) -> int:
     from recommender.models import Event
 
     rows = [Event(**fields) for fields in events]
-    if not rows:
+    if not rows or not insert(Event, rows, f"{rows[0].kind} event"):
         return 0
-    connection = connections[router.db_for_write(Event)]
+    # the visitor's cached recommendation blocks are stale now: the next page reflects this event
+    events_recorded.send(sender=Event, rows=history_rows(rows))
+    return len(rows)
+
+
+def insert(model: Any, rows: list[Any], what: str) -> bool:
+    """Insert ``rows`` of ``model`` in one statement, ignoring duplicates of a unique key; False (and
+    logged) on failure, never raised. Inside a savepoint, so the caller's transaction (the checkout)
+    stays usable; outside any transaction on PostgreSQL, with ``EVENT_ASYNC_COMMIT``, without
+    waiting for the WAL flush (about 3 ms on a plain disk: a server crash may lose the last moments
+    of behaviour, never an order)."""
+    connection = connections[router.db_for_write(model)]
     async_commit = (
         app_settings.EVENT_ASYNC_COMMIT and connection.vendor == "postgresql" and not connection.in_atomic_block
     )
     try:
         with transaction.atomic(using=connection.alias):
             if async_commit:
-                # our own transaction: don't wait for the WAL flush (about 3 ms on a plain disk);
-                # a server crash may lose the last moments of events, never an order
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            Event.objects.bulk_create(rows, ignore_conflicts=True)
+            model._default_manager.bulk_create(rows, ignore_conflicts=True)
     except (DatabaseError, ValueError, TypeError):
-        logger.exception("recommender: could not record %d %s event(s)", len(rows), rows[0].kind)
-        return 0
-    from recommender.services.serving import note_events
-
-    # the visitor's cached recommendation blocks are stale now: the next page reflects this event
-    note_events(history_rows(rows))
-    return len(rows)
+        logger.exception("recommender: could not record %d %s row(s)", len(rows), what)
+        return False
+    return True
 
 
 def history_rows(rows: list[Any]) -> dict[str, list[tuple[int, float, int]] | None]:
     """Per person (``u<user id>`` / ``v<visitor id>``) the ``(product, time, type)`` history rows these
-    new events add, as ``serving.history_for`` reads them; ``None`` where an event is no history row
+    new events add, as ``recommender.serving.history.history_for`` reads them; ``None`` where an event is no history row
     or may be a replay (an id derived from the client's ``X-Request-ID`` that the database may
     have ignored as a duplicate): that person's history is read again."""
-    from recommender.exporters import EVENT_TYPES
+    from recommender.queries import EVENT_TYPES
 
     out: dict[str, list[tuple[int, float, int]] | None] = {}
     for r in rows:
@@ -267,9 +273,7 @@ def merge_visitor(request: HttpRequest | None, user: Any) -> int:
     except DatabaseError:
         logger.exception("recommender: could not merge visitor history into user %s", user.pk)
         return 0
-    from recommender.services.serving import bump_generation
-
-    bump_generation({f"u{user.pk}", f"v{vid}"})
+    visitor_merged.send(sender=Event, visitor_id=vid, user=user, since=since)
     return merged
 
 

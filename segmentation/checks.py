@@ -8,7 +8,7 @@ from typing import Any
 from django.core import checks
 
 from personalization_core.checks import check_settings_dict
-from segmentation.conf import DEFAULTS, SETTINGS_NAME, TYPES, app_settings
+from segmentation.conf import SETTINGS_NAME, app_settings
 
 
 def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
@@ -17,7 +17,7 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
     from segmentation.ml.forecast import CANDIDATES
     from segmentation.ml.rfm import RuleTableError, validate_rules
 
-    errors = check_settings_dict(SETTINGS_NAME, DEFAULTS, TYPES, "segmentation")
+    errors = check_settings_dict(app_settings, "segmentation")
     if errors:
         return errors
     rules = app_settings.SEGMENT_RULES

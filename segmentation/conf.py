@@ -1,105 +1,149 @@
-"""The ``SEGMENTATION`` settings dict, merged over documented defaults.
+"""The ``SEGMENTATION`` settings dict: every key declared once, in :data:`SETTINGS`.
 
 Read values as attributes of :data:`app_settings` (``app_settings.SEGMENT_RULES``);
-the object re-reads ``settings.SEGMENTATION`` whenever tests override it.
-Every key is documented in README.md ("Settings"). The class is
-:class:`personalization_core.conf.AppSettings` (one implementation for both apps).
+the object re-reads ``settings.SEGMENTATION`` whenever tests override it. The declarations
+give the system check of the keys and types (``segmentation.E002``) and README.md's table
+(``python scripts/settings_table.py --write``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from types import NoneType
 
-from personalization_core.conf import AppSettings
+from personalization_core.conf import AppSettings, Setting
+
+__all__ = ["SETTINGS", "SETTINGS_NAME", "app_settings"]
 
 SETTINGS_NAME = "SEGMENTATION"
 
-DEFAULTS: dict[str, Any] = {
+SETTINGS = [
     # Which orders count
-    "EXCLUDED_STATUSES": ["Cancelled"],  # orders in these statuses are ignored entirely
-    # Orders in these statuses were paid and then fully refunded: they count as a purchase
-    # (frequency, recency) but add nothing to monetary. Orders with a negative total (credit
-    # notes, e.g. imported cancellation invoices) are always netted against monetary and are
-    # never counted as a purchase.
-    "REFUNDED_STATUSES": ["Refunded"],
-    # Subtract partial refunds recorded on Oscar payment sources (payment.Source.amount_refunded)
-    "SUBTRACT_PAYMENT_REFUNDS": True,
-    # {"EUR": "0.86", ...}: multiply an order's total by the rate to get OSCAR_DEFAULT_CURRENCY;
-    # orders in a currency without a rate are left out and counted in the run's parameters
-    "CURRENCY_RATES": {},
-    # Guest orders are grouped by lower-cased guest_email; False segments registered customers only
-    # (e.g. the UCI Online Retail import, whose guest e-mails are per-invoice placeholders)
-    "INCLUDE_GUESTS": True,
-    "LOOKBACK_DAYS": None,  # only orders placed in the last N days before the as-of date (None: all)
-    # Segments: a rule table (see segmentation/ml/rfm.py); None means its DEFAULT_SEGMENT_RULES
-    "SEGMENT_RULES": None,
-    "FALLBACK_SEGMENT": "Unclassified",
-    # Clusters: k chosen by silhouette within [K_MIN, K_MAX]
-    "K_MIN": 2,
-    "K_MAX": 8,
-    "CLUSTER_SAMPLE_SIZE": 20000,  # fit and silhouette on a random sample of this many customers
-    "RANDOM_STATE": 0,
+    Setting("EXCLUDED_STATUSES", (list, tuple), ["Cancelled"], "orders in these statuses are ignored entirely"),
+    Setting(
+        "REFUNDED_STATUSES",
+        (list, tuple),
+        ["Refunded"],
+        "paid then fully refunded: counts as a purchase worth 0. An order with a negative total (a credit"
+        " note, as the importer writes cancellation invoices) is always netted from spend and never "
+        "counts as a purchase",
+    ),
+    Setting(
+        "SUBTRACT_PAYMENT_REFUNDS", bool, True, "subtract partial refunds recorded on `payment.Source.amount_refunded`"
+    ),
+    Setting(
+        "CURRENCY_RATES",
+        dict,
+        {},
+        'e.g. `{"EUR": "0.85"}` converts to `OSCAR_DEFAULT_CURRENCY`; orders in a currency without a rate'
+        " are left out, and each run records how many",
+    ),
+    Setting(
+        "INCLUDE_GUESTS",
+        bool,
+        True,
+        "segment guest orders too, grouped by lower-cased `guest_email`; `False`: registered customers only",
+    ),
+    Setting(
+        "LOOKBACK_DAYS", (int, NoneType), None, "only orders of the last N days before the as-of date (`None`: all)"
+    ),
+    # Segments and clusters
+    Setting(
+        "SEGMENT_RULES",
+        (list, tuple, NoneType),
+        None,
+        'the named-segment rule table (list of `{"name", "r": [lo, hi], "fm": [lo, hi]}`, first match '
+        "wins); `None` uses `segmentation.ml.rfm.DEFAULT_SEGMENT_RULES` (11 standard segments)",
+    ),
+    Setting("FALLBACK_SEGMENT", str, "Unclassified", "name for score cells no rule covers"),
+    Setting("K_MIN", int, 2, "KMeans k is chosen by silhouette from `K_MIN` to `K_MAX`"),
+    Setting("K_MAX", int, 8, "see `K_MIN`"),
+    Setting(
+        "CLUSTER_SAMPLE_SIZE",
+        int,
+        20000,
+        "KMeans and silhouette run on a deterministic sample of this size; everyone is then assigned",
+    ),
+    Setting("RANDOM_STATE", int, 0, "seed for sampling and KMeans"),
     # Predicted value (BG/NBD + Gamma-Gamma)
-    "CLV_ENABLED": True,
-    "CLV_MONTHS": 12,
-    "CLV_HORIZON_DAYS": 90,  # expected purchases in the next N days
-    "CLV_PENALIZER": 0.001,
-    "CLV_FIT_SAMPLE_SIZE": 50000,  # fit BG/NBD + Gamma-Gamma on a random sample; predict for all
-    "CLV_MONTHLY_DISCOUNT_RATE": 0.0,
-    # Which forecast gives the predicted value and churn probability: "auto" takes the winner of
-    # the run's own backtest; or one of segmentation.ml.forecast.CANDIDATES
-    "FORECAST_MODEL": "auto",
-    "FORECAST_CANDIDATES": ["bgnbd", "last_period", "gbm_two_part", "gbm_poisson"],
-    # Backtest with every run: calibrate on all but the last N months of orders, predict those months
-    "BACKTEST_ENABLED": True,
-    "BACKTEST_MONTHS": 3,
-    "BACKTEST_MIN_CUSTOMERS": 50,  # fewer customers before the backtest cutoff: no backtest, BG/NBD is used
-    "BACKTEST_SAMPLE_CUSTOMERS": 50000,  # backtest on a deterministic sample of this many customers
+    Setting(
+        "CLV_ENABLED",
+        bool,
+        True,
+        "fit BG/NBD + Gamma-Gamma for probability active, expected purchases and predicted value",
+    ),
+    Setting("CLV_MONTHS", int, 12, "horizon of the predicted customer value"),
+    Setting("CLV_HORIZON_DAYS", int, 90, 'horizon of "expected purchases"'),
+    Setting("CLV_PENALIZER", (int, float), 0.001, "L2 penalty on the log-parameters of both fits"),
+    Setting("CLV_FIT_SAMPLE_SIZE", int, 50000, "fit on a sample of this many customers, predict for everyone"),
+    Setting("CLV_MONTHLY_DISCOUNT_RATE", (int, float), 0.0, "discount rate for the predicted value"),
+    Setting(
+        "FORECAST_MODEL",
+        str,
+        "auto",
+        'which model gives the predicted value and churn probability: `"auto"` takes the winner of the '
+        'run\'s backtest; or `"bgnbd"`, `"last_period"`, `"gbm_two_part"`, `"gbm_poisson"` '
+        "(`segmentation/ml/forecast.py`)",
+    ),
+    Setting(
+        "FORECAST_CANDIDATES",
+        (list, tuple),
+        ["bgnbd", "last_period", "gbm_two_part", "gbm_poisson"],
+        "the models the backtest compares",
+    ),
+    Setting(
+        "BACKTEST_ENABLED",
+        bool,
+        True,
+        "every run backtests the candidates on the shop's own orders: fitted on all but the last "
+        "`BACKTEST_MONTHS`, scored on those months (total, MAE, RMSE, Spearman, top-10/20 % capture, "
+        "calibration by decile, churn AUC); shown on the dashboard",
+    ),
+    Setting("BACKTEST_MONTHS", int, 3, "months held out by the backtest"),
+    Setting(
+        "BACKTEST_MIN_CUSTOMERS",
+        int,
+        50,
+        "with fewer customers before the backtest's cutoff there is no backtest, and BG/NBD is used",
+    ),
+    Setting(
+        "BACKTEST_SAMPLE_CUSTOMERS",
+        int,
+        50000,
+        "larger shops are backtested on a deterministic sample of this many customers (the chosen model "
+        "still predicts for everyone)",
+    ),
     # Churn risk
-    "CHURN_PROBABILITY_ABOVE": 0.5,  # flag customers whose P(no purchase in CLV_MONTHS) is above this
-    "CHURN_P_ALIVE_BELOW": 0.5,  # flag customers whose probability of being active is below this
-    "CHURN_OVERDUE_GAPS": 2.0,  # flag customers overdue by this many of their typical gaps
+    Setting(
+        "CHURN_PROBABILITY_ABOVE",
+        (int, float),
+        0.5,
+        "churn risk: the chosen model's probability of no order in the next `CLV_MONTHS` above this (the "
+        "same model gives the predicted value, so flag and value agree)",
+    ),
+    Setting(
+        "CHURN_P_ALIVE_BELOW",
+        (int, float),
+        0.5,
+        'the "low probability active" flag (BG/NBD); churn risk only when no churn probability is available',
+    ),
+    Setting(
+        "CHURN_OVERDUE_GAPS",
+        (int, float),
+        2.0,
+        'the "overdue" flag: days since the last order above this many of the customer\'s typical gaps; '
+        "churn risk only when no churn probability is available",
+    ),
     # Storage and scheduling
-    "BATCH_SIZE": 5000,  # memberships per bulk_create batch (databases other than PostgreSQL)
-    "PG_WORK_MEM": "256MB",  # work_mem for the grouped query (SET LOCAL: that transaction only)
-    "KEEP_RUNS": 30,  # older runs (and their memberships) are deleted after a success; None keeps all
-    "TASK_LOCK_TIMEOUT": 6 * 3600,
-    "CACHE_TIMEOUT": 3600,  # seconds a user's current segment is cached
-}
+    Setting("BATCH_SIZE", int, 5000, "memberships per insert batch (PostgreSQL uses COPY)"),
+    Setting("PG_WORK_MEM", str, "256MB", "`SET LOCAL work_mem` for the grouped RFM query on PostgreSQL"),
+    Setting(
+        "KEEP_RUNS",
+        (int, NoneType),
+        30,
+        "older runs and their memberships are deleted after a successful run; `None` keeps all",
+    ),
+    Setting("TASK_LOCK_TIMEOUT", int, 6 * 3600, "seconds the nightly task may hold its no-overlap lock"),
+    Setting("CACHE_TIMEOUT", int, 3600, "seconds a shopper's current segment is cached"),
+]
 
-TYPES: dict[str, type | tuple[type, ...]] = {
-    "EXCLUDED_STATUSES": (list, tuple),
-    "REFUNDED_STATUSES": (list, tuple),
-    "SUBTRACT_PAYMENT_REFUNDS": bool,
-    "CURRENCY_RATES": dict,
-    "INCLUDE_GUESTS": bool,
-    "LOOKBACK_DAYS": (int, type(None)),
-    "SEGMENT_RULES": (list, tuple, type(None)),
-    "FALLBACK_SEGMENT": str,
-    "K_MIN": int,
-    "K_MAX": int,
-    "CLUSTER_SAMPLE_SIZE": int,
-    "RANDOM_STATE": int,
-    "CLV_ENABLED": bool,
-    "CLV_MONTHS": int,
-    "CLV_HORIZON_DAYS": int,
-    "CLV_PENALIZER": (int, float),
-    "CLV_FIT_SAMPLE_SIZE": int,
-    "CLV_MONTHLY_DISCOUNT_RATE": (int, float),
-    "FORECAST_MODEL": str,
-    "FORECAST_CANDIDATES": (list, tuple),
-    "BACKTEST_ENABLED": bool,
-    "BACKTEST_MONTHS": int,
-    "BACKTEST_MIN_CUSTOMERS": int,
-    "BACKTEST_SAMPLE_CUSTOMERS": int,
-    "CHURN_PROBABILITY_ABOVE": (int, float),
-    "CHURN_P_ALIVE_BELOW": (int, float),
-    "CHURN_OVERDUE_GAPS": (int, float),
-    "BATCH_SIZE": int,
-    "PG_WORK_MEM": str,
-    "KEEP_RUNS": (int, type(None)),
-    "TASK_LOCK_TIMEOUT": int,
-    "CACHE_TIMEOUT": int,
-}
-
-app_settings = AppSettings(SETTINGS_NAME, DEFAULTS)
+app_settings = AppSettings(SETTINGS_NAME, SETTINGS)

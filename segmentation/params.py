@@ -186,6 +186,8 @@ def filter_memberships(qs: QuerySet, params: Mapping[str, Any]) -> QuerySet:
 def error_text(detail: Any) -> str:
     """A ValidationError's detail as one line per parameter (for the dashboard's 400 page)."""
     if isinstance(detail, Mapping):
-        return "\n".join(f"{key}: {' '.join(map(str, value if isinstance(value, list) else [value]))}"
-                         for key, value in detail.items())  # fmt: skip
+        return "\n".join(
+            f"{key}: {' '.join(map(str, value if isinstance(value, list) else [value]))}"
+            for key, value in detail.items()
+        )
     return " ".join(map(str, detail if isinstance(detail, list) else [detail]))

@@ -1,5 +1,7 @@
-"""The test suite. Its folders mirror the source tree: the tests of ``recommender/services/serving.py``
-are in ``tests/recommender/services/``, those of ``shop/importers/`` in ``tests/shop/importers/``.
+"""The test suite. Its folders mirror the source tree: the tests of ``recommender/serving/``
+are in ``tests/recommender/serving/``; those of the order-history importer
+(``personalization_core/order_history/``) in ``tests/shop/importers/``, beside the demo's command
+that wraps it.
 
 * ``tests/recommender/ml/`` and ``tests/segmentation/ml/`` are the pure ML tests: no database, no
   Django settings (``conftest.PURE_ML``); they also run with ``-p no:django``.

@@ -4,7 +4,9 @@
   PostgreSQL DATABASE_URL. Without them they are skipped with the reason, except
   when ``CI=true``: then a missing service is an error, never a skip.
 * ``@pytest.mark.data`` tests read ``../shared/data`` (or ``SHARED_DATA_DIR``) and
-  are skipped, with the reason, in a clone that has no such folder.
+  are skipped, with the reason, in a clone that has no such folder. A data test reads its
+  files through :func:`shared_data_path`: a missing file skips the test with the reason, and
+  with ``CI=true`` fails it with the reason (CI never skips a data test).
 """
 
 from __future__ import annotations
@@ -50,11 +52,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def shared_data_path(*parts: str) -> Path:
+    """``SHARED_DATA / parts``, for a data test to read. When it is absent the test is skipped with
+    the reason, or with ``CI=true`` it fails with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        reason = f"{path} is absent (the public data sets live beside the repository; set SHARED_DATA_DIR)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent")
-    return SHARED_DATA
+    return shared_data_path()
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +97,7 @@ def _is_pure_ml(path: Path) -> bool:
 def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]
     """Empty Django's cache (and the serving's per-process copy of it); on Redis only the cache's
     own keys, never FLUSHDB (the broker and other users of the shared Redis keep theirs)."""
-    from recommender.services.serving import forget_local
+    from recommender.serving.stores import forget_local
 
     forget_local()
     if hasattr(cache, "delete_pattern"):

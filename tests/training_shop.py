@@ -34,8 +34,15 @@ class TrainingShop:
         return self.products[i ^ 1]
 
 
-def build_shop(n_users: int = 24, n_visitors: int = 16, visits: int = 8, orders: int = 48, days: int = 60,
-               seed: int = 0, end: datetime = AS_OF) -> TrainingShop:  # fmt: skip
+def build_shop(
+    n_users: int = 24,
+    n_visitors: int = 16,
+    visits: int = 8,
+    orders: int = 48,
+    days: int = 60,
+    seed: int = 0,
+    end: datetime = AS_OF,
+) -> TrainingShop:
     from oscar.test.factories import create_order, create_product
 
     Event = get_model("recommender", "Event")
@@ -59,9 +66,14 @@ def build_shop(n_users: int = 24, n_visitors: int = 16, visits: int = 8, orders:
             when = start + timedelta(seconds=float(rng.uniform(0, days * 86400 - 3600)))
             for step, product in enumerate((products[2 * pair], products[2 * pair + 1])):
                 events.append(
-                    Event(kind="view", user=user, visitor_id=visitor, product=product,
-                          created=when + timedelta(seconds=30 * step))
-                )  # fmt: skip
+                    Event(
+                        kind="view",
+                        user=user,
+                        visitor_id=visitor,
+                        product=product,
+                        created=when + timedelta(seconds=30 * step),
+                    )
+                )
     Event.objects.bulk_create(events)
     from oscar.apps.partner.strategy import Default
 

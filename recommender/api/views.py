@@ -26,11 +26,13 @@ from rest_framework.views import APIView
 
 from personalization_core.fields import StrictIntegerField
 from recommender.api.serializers import BlockSerializer
-from recommender.services import serving
+from recommender.serving import service
+from recommender.serving.blocks import Visitor, visitor_of
+from recommender.serving.history import open_basket_product_ids
 
 PARAMETERS = [
     OpenApiParameter(
-        "placement", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(serving.PLACEMENTS), description="which block"
+        "placement", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(service.placements()), description="which block"
     ),
     OpenApiParameter("product", OpenApiTypes.INT, description="the product on the page (product placements)"),
     OpenApiParameter("limit", OpenApiTypes.INT, description="how many products (1-50, default BLOCK_LIMIT)"),
@@ -119,9 +121,10 @@ class _Query(serializers.Serializer):
     limit = StrictIntegerField(required=False, max_value=50)
 
 
-def _block(request: Request, placement: str, visitor: serving.Visitor, basket_ids: set[int] | None = None) -> Response:
-    if placement not in serving.PLACEMENTS:
-        raise NotFound(f"unknown placement; choose from {', '.join(serving.PLACEMENTS)}")
+def _block(request: Request, placement: str, visitor: Visitor, basket_ids: set[int] | None = None) -> Response:
+    placements = service.placements()
+    if placement not in placements:
+        raise NotFound(f"unknown placement; choose from {', '.join(placements)}")
     query = _Query(data=request.query_params)
     if not query.is_valid():
         raise ValidationError(query.errors)
@@ -132,9 +135,9 @@ def _block(request: Request, placement: str, visitor: serving.Visitor, basket_id
         if product is None:
             raise NotFound("no such product")
     django_request = request._request
-    strategy = serving.strategy_for(django_request, visitor)
+    strategy = service.strategy_for(django_request, visitor)
     limit = query.validated_data.get("limit")
-    block = serving.recommend(
+    block = service.recommend(
         django_request,
         placement,
         product=product,
@@ -152,7 +155,7 @@ class RecommendationsView(APIView):
 
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_for_visitor")
     def get(self, request: Request, placement: str) -> Response:
-        return _block(request, placement, serving.visitor_of(request._request))
+        return _block(request, placement, visitor_of(request._request))
 
 
 class PreviewView(APIView):
@@ -163,4 +166,4 @@ class PreviewView(APIView):
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_preview")
     def get(self, request: Request, user_id: int, placement: str) -> Any:
         user = get_object_or_404(get_user_model(), pk=user_id)
-        return _block(request, placement, serving.Visitor(user, ""), serving.open_basket_product_ids(user))
+        return _block(request, placement, Visitor(user, ""), open_basket_product_ids(user))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: the models' event type codes (``recommender.exporters.EVENT_TYPES`` maps captured event kinds to them)
+#: the models' event type codes (``recommender.queries.EVENT_TYPES`` maps captured event kinds to them)
 EVENT_VIEW, EVENT_BASKET, EVENT_PURCHASE = 0, 1, 2
 EVENT_TYPE_NAMES = ("view", "basket", "purchase")
 

@@ -358,12 +358,13 @@ def chunk_sessions(data: SessionData, max_len: int) -> SessionData:
                 segs.append(int(data.segments[i]))
     meta = {k: v for k, v in data.meta.items() if k != "keys"}
     return SessionData(
-        sessions, data.n_items,
+        sessions,
+        data.n_items,
         event_types=types if data.event_types is not None else None,
         timestamps=times if data.timestamps is not None else None,
         segments=np.asarray(segs, dtype=np.int64) if data.segments is not None else None,
         meta=meta,
-    )  # fmt: skip
+    )
 
 
 def validation_split(train: SessionData, fraction: float = 0.1) -> tuple[SessionData, SessionData]:
@@ -461,9 +462,14 @@ def load_taobao(path: str | Path, test_days: float = 1.0, fav_as: str = "basket"
     if df["event_type"].isna().any():
         raise ValueError(f"unknown behaviours: {sorted(set(df['behavior']) - set(mapping))}")
     return time_split(
-        df, test_days=test_days, mode="event", key="user_id", item="item_id", timestamp="timestamp",
+        df,
+        test_days=test_days,
+        mode="event",
+        key="user_id",
+        item="item_id",
+        timestamp="timestamp",
         event_type="event_type",
-    )  # fmt: skip
+    )
 
 
 def load_online_retail(path: str | Path, test_days: float = 30.0) -> TimeSplit:
@@ -485,6 +491,11 @@ def load_online_retail(path: str | Path, test_days: float = 30.0) -> TimeSplit:
         event_type=EVENT_PURCHASE,
     )
     return time_split(
-        df, test_days=test_days, mode="event", key="customer", item="StockCode", timestamp="timestamp",
+        df,
+        test_days=test_days,
+        mode="event",
+        key="customer",
+        item="StockCode",
+        timestamp="timestamp",
         event_type="event_type",
-    )  # fmt: skip
+    )

@@ -190,10 +190,16 @@ def summarise_ranks(
 
 
 def rank_cases(
-    model: Recommender, cases: NextItemCases, batch_size: int = 1024, top_k: int = 20
+    model: Recommender,
+    cases: NextItemCases,
+    batch_size: int = 1024,
+    top_k: int = 20,
+    exclude: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each case's conservative target rank (:func:`target_ranks`) and its ``top_k`` items
-    (``(n, top_k)``, unordered, ``-1`` for empty slots), scoring ``batch_size`` cases at a time."""
+    (``(n, top_k)``, unordered, ``-1`` for empty slots), scoring ``batch_size`` cases at a time.
+    ``exclude[i]``: item indices case ``i`` may not recommend (as ``Recommender.recommend``'s
+    ``exclude``): they score ``-inf``, so an excluded target is a miss."""
     n = len(cases)
     ranks = np.empty(n, dtype=np.int64)
     recommended: list[np.ndarray] = []
@@ -204,10 +210,25 @@ def rank_cases(
         scores = model.score_batch(cases.prefixes[a:b], ctx or None)
         if scores.shape != (b - a, n_items):
             raise ValueError(f"score_batch returned {scores.shape}, expected {(b - a, n_items)}")
+        if exclude is not None:
+            scores = _excluded(scores, exclude[a:b])
         ranks[a:b] = target_ranks(scores, cases.labels[a:b])
         recommended.append(_top_k_rows(scores, top_k))
     rec = np.concatenate(recommended) if recommended else np.empty((0, top_k), dtype=np.int64)
     return ranks, rec
+
+
+def _excluded(scores: np.ndarray, exclude: Sequence[np.ndarray]) -> np.ndarray:
+    """``scores`` with ``exclude[r]`` set to ``-inf`` in row ``r`` (indices outside the catalogue ignored)."""
+    lengths = [len(e) for e in exclude]
+    if not sum(lengths):
+        return scores
+    scores = scores.copy()  # a model's own array is never written to
+    rows = np.repeat(np.arange(len(exclude)), lengths)
+    cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude])
+    ok = (cols >= 0) & (cols < scores.shape[1])
+    scores[rows[ok], cols[ok]] = -np.inf
+    return scores
 
 
 def _slice_context(context: dict, a: int, b: int) -> dict:

@@ -175,8 +175,10 @@ class HybridRecommender(Recommender):
                 if weight:
                     key = model.stack_key()
                     groups.setdefault(("alone", i) if key is None else key, []).append(i)
-            scorers = [(idx, type(self.models_[idx[0]]).stacked_scorer([self.models_[i] for i in idx]))
-                       for idx in groups.values()]  # fmt: skip
+            scorers = [
+                (idx, type(self.models_[idx[0]]).stacked_scorer([self.models_[i] for i in idx]))
+                for idx in groups.values()
+            ]
             made = self._made_scorers = (self.models_, list(self.weights_), scorers)
         return made[2]
 

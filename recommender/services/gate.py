@@ -1,8 +1,8 @@
 """The promotion gate: does a trained candidate replace the live version of its kind?
 
-:class:`PromotionGate` is the policy. A shop that wants another one forks the ``recommender``
-app (Oscar's way) and puts its own ``PromotionGate`` in the fork's ``services/gate.py``; training
-loads the class with ``get_class("recommender.services.gate", "PromotionGate")``.
+:class:`PromotionGate` is the policy. A shop that wants another one installs an app labelled
+``recommender_training`` whose ``gate.py`` defines its own ``PromotionGate``; training loads the
+class with ``recommender.loading.get_class("recommender_training.gate", "PromotionGate")``.
 
 The default policy, on the kind's held-out cases (its most recent days, never trained on):
 

@@ -17,7 +17,7 @@ A :class:`Person` is everything the apps can tie to one human:
   import direction stays ``segmentation`` -> ``recommender``);
 * their orders as behaviour: Oscar keeps the orders for the shop's accounting, and an
   :class:`~recommender.models.ErasedOrder` row per order makes the training export and
-  segmentation leave them out (:func:`without_erased_orders`), so no model learns from them at
+  segmentation leave them out (:func:`recommender.queries.without_erased_orders`), so no model learns from them at
   its next training and they count as nobody's;
 * after the commit, their cached recommendation blocks and cached segment.
 
@@ -36,7 +36,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 from oscar.core.loading import get_model
@@ -52,7 +52,6 @@ __all__ = [
     "person_for_email",
     "person_for_user",
     "person_for_visitor",
-    "without_erased_orders",
 ]
 
 #: blocks exported as the person's "current recommendations" (placements that need no page product)
@@ -78,17 +77,6 @@ class Person:
 
 
 # -- who is it ----------------------------------------------------------------------------------
-
-
-def without_erased_orders(qs: QuerySet, order_field: str = "order", using: str = "default") -> QuerySet:
-    """``qs`` without the orders of erased persons; ``order_field`` names the order (``"pk"`` on orders).
-
-    A ``NOT EXISTS`` on the unique ``order_id`` inside the same query (an anti-join): no query of
-    its own, and no measurable cost on half a million order lines.
-    """
-    ErasedOrder = get_model("recommender", "ErasedOrder")
-    erased = ErasedOrder._default_manager.using(using).filter(order_id=OuterRef(order_field))
-    return qs.exclude(Exists(erased))
 
 
 def person_for_user(user_id: int, using: str = "default") -> Person:
@@ -136,9 +124,12 @@ def find_person(
 
 
 def _resolve(
-    label: str, users: set[int] | None = None, emails: set[str] | None = None, visitors: set[str] | None = None,
+    label: str,
+    users: set[int] | None = None,
+    emails: set[str] | None = None,
+    visitors: set[str] | None = None,
     using: str = "default",
-) -> Person:  # fmt: skip
+) -> Person:
     Event = get_model("recommender", "Event")
     Order = get_model("order", "Order")
     events = Event._default_manager.using(using)
@@ -236,7 +227,7 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
 
 def _forget_cached(person: Person, using: str) -> None:
     """Drop the person's cached blocks and segment (after the commit; a cache error is only logged)."""
-    from recommender.services.serving import forget_visitors
+    from recommender.serving.generations import forget_visitors
 
     forget_visitors(person.visitor_keys)
     if person.user_ids and apps.is_installed("segmentation"):
@@ -286,10 +277,22 @@ def _export_events(person: Person, using: str) -> list[dict[str, Any]]:
         .filter(_events_q(person))
         .order_by("created", "pk")
         .values(
-            "event_id", "kind", "created", "user_id", "visitor_id", "product_id", "product__title",
-            "order_number", "quantity", "price", "currency", "query", "old_status", "new_status",
+            "event_id",
+            "kind",
+            "created",
+            "user_id",
+            "visitor_id",
+            "product_id",
+            "product__title",
+            "order_number",
+            "quantity",
+            "price",
+            "currency",
+            "query",
+            "old_status",
+            "new_status",
         )
-    )  # fmt: skip
+    )
     out = []
     for row in rows:
         row["event_id"] = str(row["event_id"])
@@ -331,10 +334,25 @@ def _export_segments(person: Person, using: str) -> list[dict[str, Any]]:
     if memberships is None:
         return []
     rows = memberships.order_by("run__as_of", "run_id", "pk").values(
-        "run_id", "run__as_of", "run__is_current", "user_id", "guest_email", "segment", "cluster",
-        "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "p_alive",
-        "expected_purchases_90d", "predicted_value_12m", "churn_probability", "churn_risk",
-    )  # fmt: skip
+        "run_id",
+        "run__as_of",
+        "run__is_current",
+        "user_id",
+        "guest_email",
+        "segment",
+        "cluster",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "r_score",
+        "f_score",
+        "m_score",
+        "p_alive",
+        "expected_purchases_90d",
+        "predicted_value_12m",
+        "churn_probability",
+        "churn_risk",
+    )
     out = []
     for row in rows:
         row["as_of"] = row.pop("run__as_of")
@@ -345,27 +363,38 @@ def _export_segments(person: Person, using: str) -> list[dict[str, Any]]:
 
 def _export_recommendations(person: Person, using: str) -> list[dict[str, Any]]:
     """What each of the person's identities is shown now (the serving service, live models)."""
-    from recommender.services import serving
+    from recommender.serving.blocks import Visitor
+    from recommender.serving.service import recommend
 
     users = get_user_model()._default_manager.using(using).filter(pk__in=person.user_ids).order_by("pk")
-    who = [(u.pk, "", serving.Visitor(u, "")) for u in users]
-    who += [(None, v, serving.Visitor(None, v)) for v in sorted(person.visitor_ids)]
+    who = [(u.pk, "", Visitor(u, "")) for u in users]
+    who += [(None, v, Visitor(None, v)) for v in sorted(person.visitor_ids)]
     out = []
     for user_id, visitor_id, visitor in who:
         for placement in EXPORT_PLACEMENTS:
             try:
-                block = serving.recommend(None, placement, visitor=visitor)
+                block = recommend(None, placement, visitor=visitor)
             except Exception:  # an export never fails for a block: it says so instead
                 logger.exception("personal data export: the %s block failed", placement)
                 out.append({"user_id": user_id, "visitor_id": visitor_id, "placement": placement, "error": True})
                 continue
             items = [
-                {"position": i.position, "product_id": i.product.pk, "title": i.product.get_title(),
-                 "reason": str(i.reason), "source": i.rung}
+                {
+                    "position": i.position,
+                    "product_id": i.product.pk,
+                    "title": i.product.get_title(),
+                    "reason": str(i.reason),
+                    "source": i.rung,
+                }
                 for i in block
-            ]  # fmt: skip
+            ]
             out.append(
-                {"user_id": user_id, "visitor_id": visitor_id, "placement": placement, "title": str(block.title),
-                 "items": items}
-            )  # fmt: skip
+                {
+                    "user_id": user_id,
+                    "visitor_id": visitor_id,
+                    "placement": placement,
+                    "title": str(block.title),
+                    "items": items,
+                }
+            )
     return out

@@ -9,9 +9,11 @@ For each kind of model (:class:`~recommender.abstract_models.ModelKind`):
    popularity are fitted on the rest, and every held-out event is a full-ranking test case (its
    history: everything the person did before it). Too few cases there: with a live version the
    kind keeps it; without one the most recent ``CARVED_SHARE`` of its history is held out
-   instead; with still too few the kind says "not enough data yet";
+   instead; with still too few the kind says "not enough data yet"
+   (:mod:`recommender.services.kind_data`);
 3. the live version's configuration is trained on the same data and scored on the same cases
-   (when it is the candidate's configuration, the candidate is that refit);
+   (when it is the candidate's configuration, the candidate is that refit;
+   :mod:`recommender.services.evaluation`);
 4. the promotion gate (:mod:`recommender.services.gate`, a class a shop can replace) decides;
    a rejected candidate's row stays, with the reason and the test's figures;
 5. a promoted candidate is refitted on all data (holdout included), written to storage,
@@ -35,28 +37,24 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from django.apps import apps
 from django.utils import timezone
-from oscar.core.loading import get_class, get_model
+from oscar.core.loading import get_model
 
 from recommender import artifacts, exporters
 from recommender.abstract_models import ModelKind, TrainingStatus, VersionStatus
 from recommender.conf import app_settings
+from recommender.loading import get_class
 from recommender.ml import progress as fit_progress
 from recommender.ml.base import Recommender
-from recommender.ml.data import EVENT_PURCHASE, EVENT_VIEW, SessionData
-from recommender.ml.datasets import NextItemCases, TimeSplit, chunk_sessions, sessions_from_events, time_split
-from recommender.ml.evaluation import rank_cases, summarise_ranks
-from recommender.ml.popularity import PopularityRecommender, item_counts
+from recommender.ml.datasets import chunk_sessions, sessions_from_events
 from recommender.ml.registry import get_model_class
 from recommender.services import versions
-from recommender.services.gate import Evaluation
+from recommender.services.evaluation import evaluate
+from recommender.services.gate import Decision
+from recommender.services.kind_data import KindData, SkipKind, local_datetime, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -69,33 +67,12 @@ KIND_ORDER = (
     ModelKind.BOUGHT_TOGETHER,
     ModelKind.NEXT_ITEM,
 )
-METRIC_KS = (10, 20)
-#: share of a kind's most recent history held out when its last ``HOLDOUT_DAYS`` hold too few cases
-#: and there is no live version to keep
-CARVED_SHARE = 0.2
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
 class NothingToLearn(ValueError):
     """The shop has no orders and no captured events before the as-of time."""
-
-
-class SkipKind(ValueError):
-    """This kind cannot be trained now (no data of its type, no segments...); not an error."""
-
-
-@dataclass
-class KindData:
-    """A kind's rows as sequences, split at the holdout start."""
-
-    frame: pd.DataFrame
-    split: TimeSplit
-    train: SessionData  # split.train with long sequences cut into windows of MAX_HISTORY_LENGTH
-    cases: NextItemCases
-    last_activity: float  # unix time of the kind's last row
-    segments: list[str] | None = None
-    note: str = ""  # how the held-out cases were chosen, when not the usual way
 
 
 # -- choosing models -------------------------------------------------------------------------
@@ -134,8 +111,12 @@ def build_model(kind: str, *, event_types: int = 1, time_budget: float | None = 
             net = {"use_time": True, "use_event_types": event_types > 1}
             # weights chosen on 3,000 validation cases (10,000 by default): the weight search scores every
             # case with every component, which dominates the blend's fit on a large shop
-            params = {"network": app_settings.RNN_CELL, "component_params": {app_settings.RNN_CELL: net}, "seed": 0,
-                      "max_validation_cases": 3000}  # fmt: skip
+            params = {
+                "network": app_settings.RNN_CELL,
+                "component_params": {app_settings.RNN_CELL: net},
+                "seed": 0,
+                "max_validation_cases": 3000,
+            }
         elif name in ("gru", "lstm"):
             params = {"use_time": True, "use_event_types": event_types > 1, "seed": 0}
         overrides = dict(app_settings.NEXT_ITEM_PARAMS)
@@ -155,140 +136,12 @@ def build_model(kind: str, *, event_types: int = 1, time_budget: float | None = 
     raise ValueError(f"unknown model kind {kind!r}")
 
 
-# -- data per kind ---------------------------------------------------------------------------
-
-
-def kind_rows(kind: str, log: exporters.BehaviourLog) -> tuple[pd.DataFrame, str]:
-    """The log rows a kind learns from, with a ``key`` column, and the split mode."""
-    frame = log.frame
-    if kind == ModelKind.ALSO_BOUGHT:
-        rows = log.of_types(EVENT_PURCHASE).assign(key=lambda d: d["person"])
-        return rows, "event"
-    if kind == ModelKind.ALSO_VIEWED:
-        rows = log.of_types(EVENT_VIEW)
-        return rows.assign(key=exporters.sessions_key(rows, app_settings.SESSION_GAP_MINUTES)), "event"
-    if kind == ModelKind.BOUGHT_TOGETHER:
-        return log.of_types(EVENT_PURCHASE).assign(key=lambda d: d["order"]), "session"
-    if kind == ModelKind.NEXT_ITEM:
-        return frame.assign(key=exporters.sessions_key(frame, app_settings.SESSION_GAP_MINUTES)), "event"
-    return frame.assign(key=frame["person"]), "event"  # trending kinds
-
-
-def current_segments(people: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Each person's segment index in the current segmentation run (-1: none), and the segment names."""
-    if not apps.is_installed("segmentation"):
-        raise SkipKind("the segmentation app is not installed")
-    from segmentation import services as segmentation_services
-
-    run = segmentation_services.current_run()
-    if run is None:
-        raise SkipKind("no current segmentation run")
-    CustomerSegment = get_model("segmentation", "CustomerSegment")
-    rows = CustomerSegment.objects.filter(run_id=run.pk, user__isnull=False).values_list("user_id", "segment")
-    by_user = dict(rows)
-    names = sorted(set(by_user.values()))
-    code = {name: i for i, name in enumerate(names)}
-    segs = np.fromiter((code.get(by_user.get(int(p)), -1) for p in people), dtype=np.int64, count=len(people))
-    return segs, names
-
-
-def prepare(kind: str, log: exporters.BehaviourLog, has_live: bool = False) -> KindData:
-    """The kind's rows split into training data and held-out cases (see the module doc, step 2);
-    :class:`SkipKind` when the kind cannot be judged now."""
-    rows, mode = kind_rows(kind, log)
-    if rows.empty:
-        what = {ModelKind.ALSO_VIEWED: "product views", ModelKind.NEXT_ITEM: "behaviour"}.get(kind, "purchases")
-        raise SkipKind(f"no {what} recorded yet")
-    names = None
-    if kind == ModelKind.TRENDING_SEGMENT:
-        segs, names = current_segments(rows["person"].to_numpy())
-        if not (segs >= 0).any():
-            raise SkipKind("nobody in this data is in a segment of the current run")
-        rows = rows.assign(segment=segs)
-    times = rows["timestamp"].to_numpy(dtype=np.float64)
-    last = float(times.max())
-    days, least = float(app_settings.HOLDOUT_DAYS), app_settings.MIN_HOLDOUT_CASES
-    data = _split(rows, mode, last - days * 86400.0, last, names)
-    if len(data.cases) >= least and len(data.train):
-        return data
-    n = len(data.cases)
-    window = f"the {days:g} days to its last activity ({_dt(last):%Y-%m-%d})"
-    if n < least:
-        problem = f"{n} held-out case{'s' * (n != 1)} in {window}, fewer than MIN_HOLDOUT_CASES = {least}"
-    else:
-        problem = f"all of its history lies in {window}, nothing before them to train on"
-    if has_live:
-        raise SkipKind(f"{problem}: the live version stays")
-    carved = float(np.quantile(times, 1.0 - CARVED_SHARE))
-    if (times < carved).any():
-        data = _split(rows, mode, carved, last, names)
-        if len(data.cases) >= least and len(data.train):
-            data.note = f"{problem}; judged on the last {CARVED_SHARE:.0%} of its history (from {_dt(carved):%Y-%m-%d})"
-            return data
-    raise SkipKind(f"not enough data yet: {problem}")
-
-
-def _split(rows: pd.DataFrame, mode: str, cutoff: float, last: float, segments: list[str] | None) -> KindData:
-    split = time_split(
-        rows,
-        cutoff=cutoff,
-        mode=mode,
-        key="key",
-        item="item",
-        timestamp="timestamp",
-        event_type="event_type",
-        segment="segment" if segments is not None else None,
-    )
-    max_len = app_settings.MAX_HISTORY_LENGTH
-    train = chunk_sessions(split.train, max_len)
-    return KindData(rows, split, train, split.test_cases(max_len), last, segments)
-
-
-# -- evaluation and the gate -----------------------------------------------------------------
-
-
-def _subsample(n: int, limit: int) -> np.ndarray:
-    """At most ``limit`` of ``n`` case positions, spread evenly over time (deterministic)."""
-    if n <= limit:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
-
-
-def _scored(model: Recommender, cases: NextItemCases) -> tuple[np.ndarray, np.ndarray]:
-    return rank_cases(model, cases, top_k=20)
-
-
-def _summary(scored: tuple[np.ndarray, np.ndarray], cases: NextItemCases, n_items: int, counts: Any = None) -> dict:
-    out = summarise_ranks(scored[0], scored[1], cases.labels, n_items, METRIC_KS, counts)
-    return {k: float(v) for k, v in out.items()}
-
-
-def evaluate(kind: str, kind_data: KindData, candidate: Recommender, live: Any = None) -> Evaluation:
-    """Candidate, popularity (and item-to-item for the next-item model) on the same held-out cases;
-    ``live`` (``(version, fitted model)``: the live version's configuration trained on the same
-    data, possibly the candidate itself) on the same cases too."""
-    train = kind_data.train
-    pick = _subsample(len(kind_data.cases), app_settings.MAX_EVALUATION_CASES)
-    cases = kind_data.cases.subset(pick)
-    counts = item_counts(train)
-    scored = {"candidate": _scored(candidate, cases), "popularity": _scored(PopularityRecommender().fit(train), cases)}
-    if kind == ModelKind.NEXT_ITEM:
-        scored["item_to_item"] = _scored(get_model_class("itemknn")().fit(train), cases)
-    version = None
-    if live is not None:
-        version, model = live
-        scored["live"] = scored["candidate"] if model is candidate else _scored(model, cases)
-    metrics: dict[str, Any] = {name: _summary(s, cases, train.n_items, counts) for name, s in scored.items()}
-    metrics |= {"n_cases": len(cases), "n_cases_total": len(kind_data.cases)}
-    if kind_data.note:
-        metrics["holdout_note"] = kind_data.note
-    ranks = {name: s[0] for name, s in scored.items() if name != "item_to_item"}
-    return Evaluation(metrics, ranks, version.pk if version is not None else None)
+# -- the gate -------------------------------------------------------------------------------
 
 
 def promotion_gate() -> Any:
     """The shop's promotion policy (:class:`recommender.services.gate.PromotionGate` unless forked)."""
-    return get_class("recommender.services.gate", "PromotionGate")()
+    return get_class("recommender_training.gate", "PromotionGate")()
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -334,14 +187,9 @@ def as_of_datetime(day: Any | None) -> datetime:
 
 
 def settings_snapshot() -> dict[str, Any]:
-    keys = (
-        "TRAINING_TIME_BUDGET_MINUTES", "NEXT_ITEM_MODEL", "NEXT_ITEM_PARAMS", "RNN_CELL", "SESSION_GAP_MINUTES",
-        "MAX_HISTORY_LENGTH", "HOLDOUT_DAYS", "MIN_HOLDOUT_CASES", "MAX_EVALUATION_CASES", "GATE_METRIC",
-        "GATE_SIGNIFICANCE",
-        "REFIT_AFTER_EVALUATION", "TRENDING_HALF_LIFE_DAYS", "EXCLUDED_ORDER_STATUSES", "EXCLUDED_PRODUCT_CLASSES",
-        "EXCLUDED_UPCS",
-    )  # fmt: skip
-    snap = {k: app_settings.as_dict()[k] for k in keys}
+    """The values of the settings declared with ``training=True`` (``recommender.conf``), as JSON."""
+    values = app_settings.as_dict()
+    snap = {s.name: values[s.name] for s in app_settings.declared.values() if s.training}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in snap.items()}
 
 
@@ -430,7 +278,6 @@ def _train_kind(
     run: Any, kind: str, log: exporters.BehaviourLog, deadline: float, report: ProgressCallback
 ) -> dict[str, Any]:
     """Train, evaluate, gate and maybe promote one kind; returns a summary for the run's counts."""
-    ModelVersion = get_model("recommender", "ModelVersion")
     if time.monotonic() >= deadline:
         return {"status": "skipped", "reason": "the run's time budget was spent before this kind"}
     live_row = versions.live_version(kind)
@@ -442,25 +289,68 @@ def _train_kind(
     n_types = int(data.frame["event_type"].nunique())
     name, candidate = build_model(kind, event_types=n_types)
     reference, live_note = _live_configuration(live_row, name, candidate)
-    # the fits of this kind share what is left of the run's budget equally: the candidate, the live
-    # configuration when it differs, and the refit on all data (so the served model trains as long)
+    budget = _share_time_budget(kind, deadline, candidate, reference)
+    version = _create_version(run, kind, name, candidate, data)
+    timings: dict[str, float] = {}
+    try:
+        live = (live_row, reference) if reference is not None else None
+        decision = _fit_and_decide(kind, data, version, candidate, live, live_note, timings, report)
+        if not decision.promote:
+            version.status, version.reason, version.timings = VersionStatus.REJECTED, decision.reason, timings
+            version.save()
+            report(str(kind), {"rejected": decision.reason})
+            return {"status": VersionStatus.REJECTED, "version": version.pk, "reason": decision.reason}
+        model, product_ids = candidate, list(data.split.item_index.ids[: data.train.n_items])
+        if app_settings.REFIT_AFTER_EVALUATION:
+            # the evaluated models are not needed any more: free them before the refit builds the same
+            # model again (two large models at once would double the peak memory)
+            model = candidate = reference = live = None
+            release_memory()
+            t = time.perf_counter()
+            with _fit_progress(kind, report):
+                model, product_ids = _refit(kind, data, n_types, budget)
+            timings["refit"] = round(time.perf_counter() - t, 3)
+            report(str(kind), {"refitted": name, "seconds": timings["refit"]})
+        _store_and_promote(version, kind, model, product_ids, data, decision.reason, timings)
+        report(str(kind), {"promoted": version.pk})
+        return {"status": VersionStatus.LIVE, "version": version.pk, "reason": decision.reason}
+    except Exception as exc:
+        logger.exception("training %s failed (run %s)", kind, run.pk)
+        return _fail_version(version, kind, exc, timings, report)
+
+
+def _share_time_budget(
+    kind: str, deadline: float, candidate: Recommender, reference: Recommender | None
+) -> float | None:
+    """Seconds for each fit of the next-item model (``None`` for the other kinds), set as the
+    ``time_budget`` of the models that take one.
+
+    The fits of the kind share what is left of the run's budget equally: the candidate, the live
+    configuration when it differs, and the refit on all data (so the served model trains as long).
+    """
+    if kind != ModelKind.NEXT_ITEM:
+        return None
     fits = 1 + (reference is not None and reference is not candidate) + bool(app_settings.REFIT_AFTER_EVALUATION)
-    budget = None
-    if kind == ModelKind.NEXT_ITEM:
-        budget = max(1.0, (deadline - time.monotonic()) / fits)
-        for model in (candidate, reference):
-            if model is not None and hasattr(model, "time_budget"):
-                model.time_budget = budget
+    budget = max(1.0, (deadline - time.monotonic()) / fits)
+    for model in (candidate, reference):
+        if model is not None and hasattr(model, "time_budget"):
+            model.time_budget = budget
+    return budget
+
+
+def _create_version(run: Any, kind: str, name: str, candidate: Recommender, data: KindData) -> Any:
+    """The kind's new version row, ``training``, with its parameters, data span and counts."""
+    ModelVersion = get_model("recommender", "ModelVersion")
     train = data.train
-    version = ModelVersion.objects.create(
+    return ModelVersion.objects.create(
         run=run,
         kind=kind,
         model_name=name,
         status=VersionStatus.TRAINING,
         parameters=_json_params(candidate),
-        data_start=_dt(data.frame["timestamp"].min()),
-        data_end=_dt(data.last_activity),
-        holdout_start=_dt(data.split.cutoff),
+        data_start=local_datetime(data.frame["timestamp"].min()),
+        data_end=local_datetime(data.last_activity),
+        holdout_start=local_datetime(data.split.cutoff),
         counts={
             "sequences": len(train),
             "events": train.n_events,
@@ -471,63 +361,78 @@ def _train_kind(
             "people": int(data.frame["person"].nunique()),
         },
     )
-    timings: dict[str, float] = {}
-    try:
-        with _fit_progress(kind, report):
-            t = time.perf_counter()
-            candidate.fit(train)
-            timings["fit"] = round(time.perf_counter() - t, 3)
-            report(str(kind), {"fitted": name, "seconds": timings["fit"]})
-            if reference is not None and reference is not candidate:
-                t = time.perf_counter()
-                reference.fit(train)
-                timings["fit_live_configuration"] = round(time.perf_counter() - t, 3)
+
+
+def _fit_and_decide(
+    kind: str,
+    data: KindData,
+    version: Any,
+    candidate: Recommender,
+    live: tuple[Any, Recommender] | None,
+    live_note: str,
+    timings: dict[str, float],
+    report: ProgressCallback,
+) -> Decision:
+    """Fit the candidate (and the live configuration ``live[1]`` when it is another model) on the
+    training split, evaluate them on the held-out cases and return the promotion gate's decision.
+    The version gets the metrics (not saved yet), ``timings`` the seconds of each step."""
+    with _fit_progress(kind, report):
         t = time.perf_counter()
-        evaluation = evaluate(kind, data, candidate, (live_row, reference) if reference is not None else None)
-        timings["evaluate"] = round(time.perf_counter() - t, 3)
-        decision = promotion_gate().decide(evaluation)
-        metrics = evaluation.metrics | {"gate_metric": app_settings.GATE_METRIC, "gate": decision.figures}
-        if live_note:
-            metrics["live_note"] = live_note
-        version.metrics = metrics
-        if not decision.promote:
-            version.status, version.reason, version.timings = VersionStatus.REJECTED, decision.reason, timings
-            version.save()
-            report(str(kind), {"rejected": decision.reason})
-            return {"status": VersionStatus.REJECTED, "version": version.pk, "reason": decision.reason}
-        model, product_ids = candidate, list(data.split.item_index.ids[: train.n_items])
-        if app_settings.REFIT_AFTER_EVALUATION:
-            # the evaluated models are not needed any more: free them before the refit builds the same
-            # model again (two large models at once would double the peak memory)
-            model = candidate = reference = evaluation = None
-            release_memory()
+        candidate.fit(data.train)
+        timings["fit"] = round(time.perf_counter() - t, 3)
+        report(str(kind), {"fitted": version.model_name, "seconds": timings["fit"]})
+        if live is not None and live[1] is not candidate:
             t = time.perf_counter()
-            with _fit_progress(kind, report):
-                model, product_ids = _refit(kind, data, n_types, budget)
-            timings["refit"] = round(time.perf_counter() - t, 3)
-            report(str(kind), {"refitted": name, "seconds": timings["refit"]})
-        t = time.perf_counter()
-        meta = {"segments": data.segments} if data.segments is not None else {}
-        version.artifact_path, version.files = artifacts.write(model, product_ids, kind, version.pk, meta)
-        version.counts["items_served"] = len(product_ids)
-        version.timings = timings
-        version.save()
-        versions.promote(version, reason=decision.reason)
-        timings["save_verify_promote"] = round(time.perf_counter() - t, 3)
-        ModelVersion.objects.filter(pk=version.pk).update(timings=timings)
-        versions.prune(kind)
-        report(str(kind), {"promoted": version.pk})
-        return {"status": VersionStatus.LIVE, "version": version.pk, "reason": decision.reason}
-    except Exception as exc:
-        logger.exception("training %s failed (run %s)", kind, run.pk)
-        if version.artifact_path:
-            artifacts.delete(version.artifact_path, version.files)
-        reason = f"{type(exc).__name__}: {exc}"
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=VersionStatus.FAILED, reason=reason, artifact_path="", files={}, timings=timings
-        )
-        report(str(kind), {"failed": reason})
-        return {"status": VersionStatus.FAILED, "version": version.pk, "reason": reason}
+            live[1].fit(data.train)
+            timings["fit_live_configuration"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    evaluation = evaluate(kind, data, candidate, live)
+    timings["evaluate"] = round(time.perf_counter() - t, 3)
+    decision = promotion_gate().decide(evaluation)
+    metrics = evaluation.metrics | {"gate_metric": app_settings.GATE_METRIC, "gate": decision.figures}
+    if live_note:
+        metrics["live_note"] = live_note
+    version.metrics = metrics
+    return decision
+
+
+def _store_and_promote(
+    version: Any,
+    kind: str,
+    model: Recommender,
+    product_ids: list[int],
+    data: KindData,
+    reason: str,
+    timings: dict[str, float],
+) -> None:
+    """Write the model to storage, verify it by loading it back, make the version live and prune
+    the kind's old versions."""
+    ModelVersion = get_model("recommender", "ModelVersion")
+    t = time.perf_counter()
+    meta = {"segments": data.segments} if data.segments is not None else {}
+    version.artifact_path, version.files = artifacts.write(model, product_ids, kind, version.pk, meta)
+    version.counts["items_served"] = len(product_ids)
+    version.timings = timings
+    version.save()
+    versions.promote(version, reason=reason)
+    timings["save_verify_promote"] = round(time.perf_counter() - t, 3)
+    ModelVersion.objects.filter(pk=version.pk).update(timings=timings)
+    versions.prune(kind)
+
+
+def _fail_version(
+    version: Any, kind: str, exc: Exception, timings: dict[str, float], report: ProgressCallback
+) -> dict[str, Any]:
+    """Mark the version failed with the error, its files (if any were written) deleted."""
+    ModelVersion = get_model("recommender", "ModelVersion")
+    if version.artifact_path:
+        artifacts.delete(version.artifact_path, version.files)
+    reason = f"{type(exc).__name__}: {exc}"
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=VersionStatus.FAILED, reason=reason, artifact_path="", files={}, timings=timings
+    )
+    report(str(kind), {"failed": reason})
+    return {"status": VersionStatus.FAILED, "version": version.pk, "reason": reason}
 
 
 def _fit_progress(kind: str, report: ProgressCallback) -> Any:
@@ -581,7 +486,3 @@ def _json_params(model: Recommender) -> dict[str, Any]:
     names = [p for p in inspect.signature(type(model).__init__).parameters if p != "self"]
     params = {name: getattr(model, name) for name in names if hasattr(model, name)}
     return json.loads(json.dumps(params, default=str))
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(float(ts), tz=timezone.get_current_timezone())

@@ -31,7 +31,12 @@ from django.utils import translation
 from django.utils.safestring import mark_safe
 
 from recommender.conf import app_settings
-from recommender.services import serving
+from recommender.serving.blocks import Block, Item, visitor_of
+from recommender.serving.generations import catalogue_generation
+from recommender.serving.rules import fetch_products, strategy_key
+from recommender.serving.safety import log_once
+from recommender.serving.service import recommend, strategy_for
+from recommender.serving.stores import request_memo, shared_get_many, shared_set_many
 
 register = template.Library()
 logger = logging.getLogger(__name__)
@@ -51,7 +56,7 @@ class RecommendationsNode(template.Node):
         placement = str(self.placement.resolve(context))
         values: dict[str, Any] = {k: v.resolve(context) for k, v in self.kwargs.items()}
         try:
-            block = serving.recommend(
+            block = recommend(
                 context.get("request"),
                 placement,
                 product=values.get("product") or None,
@@ -61,8 +66,8 @@ class RecommendationsNode(template.Node):
             if not self.as_var:
                 attach_cards(block, context)
         except Exception:
-            serving._log_once(f"tag {placement}", f"recommender: the {placement!r} block failed; shown empty")
-            block = serving.Block(placement, "", [])
+            log_once(f"tag {placement}", f"recommender: the {placement!r} block failed; shown empty")
+            block = Block(placement, "", [])
         if self.as_var:
             context[self.as_var] = block
             return ""
@@ -73,30 +78,27 @@ class RecommendationsNode(template.Node):
             return context.template.engine.get_template(name).render(context)
 
 
-def attach_cards(block: serving.Block, context: template.Context) -> None:
+def attach_cards(block: Block, context: template.Context) -> None:
     """Give each item of ``block`` its rendered card: from the cache, else rendered once for all
     visitors (with placeholders for the visitor's link token and CSRF token) and cached."""
     request = context.get("request")
-    memo = serving.request_memo(request)
-    strategy = getattr(request, "strategy", None) or serving.strategy_for(request, serving.visitor_of(request))
-    prefix = (
-        f"recommender:card:{translation.get_language()}:{serving.catalogue_generation(memo)}:"
-        f"{serving.strategy_key(strategy)}:"
-    )
+    memo = request_memo(request)
+    strategy = getattr(request, "strategy", None) or strategy_for(request, visitor_of(request))
+    prefix = f"recommender:card:{translation.get_language()}:{catalogue_generation(memo)}:{strategy_key(strategy)}:"
     seconds = app_settings.CARD_CACHE_SECONDS
     keys = {item.product_id: f"{prefix}{item.product_id}" for item in block.items}
-    cards: dict[str, str] = serving.shared_get_many(list(keys.values())) if seconds else {}
+    cards: dict[str, str] = shared_get_many(list(keys.values())) if seconds else {}
     missing = [pid for pid, key in keys.items() if key not in cards]
     if missing:
         card_template = context.template.engine.get_template(CARD_TEMPLATE)
         fresh = {}
-        for pid, product in serving.fetch_products(missing, memo).items():
-            placeholder = serving.Item(pid, "", "", 0, None, REC_HOLE, product)
+        for pid, product in fetch_products(missing, memo).items():
+            placeholder = Item(pid, "", "", 0, None, REC_HOLE, product)
             with context.push(product=product, item=placeholder, csrf_token=CSRF_HOLE):
                 fresh[keys[pid]] = card_template.render(context)
         cards.update(fresh)
         if seconds and fresh:
-            serving.shared_set_many(fresh, seconds)
+            shared_set_many(fresh, seconds)
     if "csrf" not in memo:  # one masked token per page (each call masks the secret anew)
         memo["csrf"] = get_token(request) if request is not None else ""
     csrf = memo["csrf"]

@@ -52,7 +52,7 @@ from django.db.models.functions import Coalesce, Lower, TruncDate
 from oscar.core.loading import get_model
 
 from personalization_core.pgcopy import copy_query_to_frame
-from recommender.services.personal_data import without_erased_orders
+from recommender.queries import without_erased_orders
 from segmentation.conf import app_settings
 
 Order = get_model("order", "Order")

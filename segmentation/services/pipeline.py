@@ -37,6 +37,8 @@ from segmentation.ml.rfm import DEFAULT_SEGMENT_RULES, empty_score_reasons, scor
 from segmentation.services.aggregation import customer_keys
 
 SCATTER_POINTS = 2000
+#: days per time unit of the BG/NBD inputs (weeks)
+WEEK = 7.0
 
 
 @dataclass
@@ -191,77 +193,101 @@ class Segmenter:
         The predicted value and churn probability come from the forecast model
         :meth:`choose_forecast` picks (``log`` is :func:`order_day_log`); when that
         model cannot be fitted the BG/NBD figures are used and the run says so.
-        ``end_day`` is the day after the as-of date (day number, UTC).
+        ``end_day`` is the day after the as-of date (day number, UTC). The churn flags
+        (:meth:`flag_churn`) follow. ``summary["clv"]`` says what was fitted.
         """
-        n = len(df)
-        df["p_alive"] = np.nan
-        df["expected_purchases_90d"] = np.nan
-        df["predicted_value_12m"] = np.nan
-        df["churn_probability"] = np.nan
-        week = 7.0
-        x = (df["n_days"].to_numpy(dtype=float) - 1).clip(min=0)
-        t_x = np.where(x > 0, (df["last_day"] - df["first_day"]).to_numpy(dtype=float), 0.0) / week
-        big_t = np.maximum(df["T_days"].to_numpy(dtype=float) / week, t_x)
-        # mean spend per purchase day: the Gamma-Gamma input (spend of repeat days only is not
-        # separable in one grouped query; the average over all days is the usual stand-in)
-        mean_value = df["monetary"].to_numpy(dtype=float) / df["n_days"].clip(lower=1).to_numpy(dtype=float)
-        clv: dict[str, Any] = {"status": "skipped", "message": "", "params": {}}
-        if not self.p["clv_enabled"]:
-            clv["message"] = "predicted value is switched off (SEGMENTATION['CLV_ENABLED'] = False)"
-        elif n == 0:
-            clv["message"] = "no customers"
-        else:
-            sample = self.p.get("clv_fit_sample_size") or n
-            fit = (
-                np.sort(np.random.default_rng(self.p["random_state"]).choice(n, sample, replace=False))
-                if n > sample
-                else slice(None)
-            )
-            try:
-                bg = BetaGeoModel(penalizer=self.p["clv_penalizer"], days_per_unit=week).fit(
-                    x[fit], t_x[fit], big_t[fit]
-                )
-                p_alive = bg.probability_alive(x, t_x, big_t)
-                expected = bg.expected_purchases(self.p["clv_horizon_days"] / week, x, t_x, big_t)
-                gg = None
-                gg_note = ""
-                try:
-                    gg = GammaGammaModel(penalizer=self.p["clv_penalizer"]).fit(x[fit], mean_value[fit])
-                    gg.expected_average_spend(x[:1], mean_value[:1])  # raises if q <= 1
-                except (InsufficientDataError, CLVFitError, ValueError) as exc:
-                    gg, gg_note = None, f"Gamma-Gamma not fitted ({exc}); each customer's own mean spend is used"
-                value = customer_lifetime_value(
-                    bg,
-                    gg,
-                    x,
-                    t_x,
-                    big_t,
-                    np.clip(mean_value, 0, None),
-                    months=self.p["clv_months"],
-                    days_per_unit=week,
-                    monthly_discount_rate=self.p["clv_monthly_discount_rate"],
-                )
-                finite = np.isfinite(p_alive) & np.isfinite(expected) & np.isfinite(value)
-                df["p_alive"] = np.where(finite, p_alive, np.nan)
-                df["expected_purchases_90d"] = np.where(finite, expected, np.nan)
-                df["predicted_value_12m"] = np.where(finite, np.round(value, 2), np.nan)
-                clv["status"] = "fitted"
-                clv["params"] = {"bgnbd": bg.params_, **({"gamma_gamma": gg.params_} if gg is not None else {})}
-                clv["message"] = gg_note
-                if not finite.all():
-                    clv["message"] += f" {int((~finite).sum())} customers without a finite prediction were left empty."
-                df["churn_probability"] = np.where(
-                    finite, bg.probability_no_purchase(self.horizon_days() / week, x, t_x, big_t), np.nan
-                )
-                clv["model"] = "bgnbd"
-            except (InsufficientDataError, CLVFitError, ValueError, FloatingPointError) as exc:
-                clv["status"] = "not fitted"
-                clv["message"] = f"predicted value not available: {exc}"
+        for column in ("p_alive", "expected_purchases_90d", "predicted_value_12m", "churn_probability"):
+            df[column] = np.nan
+        clv = self._predict_btyd(df)
         summary["clv"] = clv
         if clv["status"] == "fitted" and log is not None and not log.empty:
             self._apply_forecast(df, log, int(end_day if end_day is not None else log["day"].max() + 1), summary, clv)
+        self.flag_churn(df)
 
-        # churn flags
+    def _predict_btyd(self, df: pd.DataFrame) -> dict[str, Any]:
+        """The BG/NBD + Gamma-Gamma columns of :meth:`predict`, when switched on and fittable;
+        returns the run's ``clv`` summary (status, message, fitted parameters)."""
+        x, t_x, big_t, mean_value = btyd_inputs(df)
+        clv: dict[str, Any] = {"status": "skipped", "message": "", "params": {}}
+        if not self.p["clv_enabled"]:
+            clv["message"] = "predicted value is switched off (SEGMENTATION['CLV_ENABLED'] = False)"
+        elif len(df) == 0:
+            clv["message"] = "no customers"
+        else:
+            try:
+                self._fit_btyd(df, clv, x, t_x, big_t, mean_value)
+            except (InsufficientDataError, CLVFitError, ValueError, FloatingPointError) as exc:
+                clv["status"] = "not fitted"
+                clv["message"] = f"predicted value not available: {exc}"
+        return clv
+
+    def _fit_btyd(
+        self,
+        df: pd.DataFrame,
+        clv: dict[str, Any],
+        x: np.ndarray,
+        t_x: np.ndarray,
+        big_t: np.ndarray,
+        mean_value: np.ndarray,
+    ) -> None:
+        """Fit BG/NBD and Gamma-Gamma on (a sample of) the customers and fill every customer's
+        ``p_alive``, ``expected_purchases_90d``, ``predicted_value_12m`` and ``churn_probability``
+        (empty where a figure is not finite); ``clv`` gets the status, parameters and notes."""
+        n = len(df)
+        sample = self.p.get("clv_fit_sample_size") or n
+        fit = (
+            np.sort(np.random.default_rng(self.p["random_state"]).choice(n, sample, replace=False))
+            if n > sample
+            else slice(None)
+        )
+        bg = BetaGeoModel(penalizer=self.p["clv_penalizer"], days_per_unit=WEEK).fit(x[fit], t_x[fit], big_t[fit])
+        p_alive = bg.probability_alive(x, t_x, big_t)
+        expected = bg.expected_purchases(self.p["clv_horizon_days"] / WEEK, x, t_x, big_t)
+        gg, gg_note = self._fit_gamma_gamma(x[fit], mean_value[fit])
+        value = customer_lifetime_value(
+            bg,
+            gg,
+            x,
+            t_x,
+            big_t,
+            np.clip(mean_value, 0, None),
+            months=self.p["clv_months"],
+            days_per_unit=WEEK,
+            monthly_discount_rate=self.p["clv_monthly_discount_rate"],
+        )
+        finite = np.isfinite(p_alive) & np.isfinite(expected) & np.isfinite(value)
+        df["p_alive"] = np.where(finite, p_alive, np.nan)
+        df["expected_purchases_90d"] = np.where(finite, expected, np.nan)
+        df["predicted_value_12m"] = np.where(finite, np.round(value, 2), np.nan)
+        clv["status"] = "fitted"
+        clv["params"] = {"bgnbd": bg.params_, **({"gamma_gamma": gg.params_} if gg is not None else {})}
+        clv["message"] = gg_note
+        if not finite.all():
+            clv["message"] += f" {int((~finite).sum())} customers without a finite prediction were left empty."
+        df["churn_probability"] = np.where(
+            finite, bg.probability_no_purchase(self.horizon_days() / WEEK, x, t_x, big_t), np.nan
+        )
+        clv["model"] = "bgnbd"
+
+    def _fit_gamma_gamma(self, x: np.ndarray, mean_value: np.ndarray) -> tuple[GammaGammaModel | None, str]:
+        """Gamma-Gamma fitted on these customers, or ``None`` with a note when it cannot be (each
+        customer's own mean spend then stands in)."""
+        try:
+            gg = GammaGammaModel(penalizer=self.p["clv_penalizer"]).fit(x, mean_value)
+            gg.expected_average_spend(x[:1], mean_value[:1])  # raises if q <= 1
+        except (InsufficientDataError, CLVFitError, ValueError) as exc:
+            return None, f"Gamma-Gamma not fitted ({exc}); each customer's own mean spend is used"
+        return gg, ""
+
+    def flag_churn(self, df: pd.DataFrame) -> None:
+        """The churn flags of every customer: ``churn_p_alive`` (low probability active),
+        ``overdue_gaps`` / ``churn_overdue`` (typical gaps since the last order) and
+        ``churn_risk``.
+
+        One model gives both the value and the churn probability, so ``churn_risk`` follows the
+        churn probability where there is one; without it, low P(active) or overdue stands in.
+        """
+        n = len(df)
         p_alive = df["p_alive"].to_numpy(dtype=float)
         has_p = np.isfinite(p_alive)
         low = np.zeros(n, dtype=bool)
@@ -282,12 +308,10 @@ class Segmenter:
             df["churn_overdue"] = np.zeros(0, dtype=bool)
         df.loc[~np.isfinite(df["overdue_gaps"]), "overdue_gaps"] = np.nan
         df["churn_p_alive"] = low
-        # one model gives both the value and the churn probability, so the flag agrees with the
-        # forecast; without a probability the older rule (low P(active) or overdue) stands in
         churn_p = df["churn_probability"].to_numpy(dtype=float)
         has_prob = np.isfinite(churn_p)
-        old_rule = low | df["churn_overdue"].to_numpy(dtype=bool)
-        df["churn_risk"] = np.where(has_prob, np.nan_to_num(churn_p) > self.p["churn_probability_above"], old_rule)
+        either_rule = low | df["churn_overdue"].to_numpy(dtype=bool)
+        df["churn_risk"] = np.where(has_prob, np.nan_to_num(churn_p) > self.p["churn_probability_above"], either_rule)
 
     def _apply_forecast(
         self, df: pd.DataFrame, log: pd.DataFrame, end_day: int, summary: dict[str, Any], clv: dict[str, Any]
@@ -313,6 +337,20 @@ class Segmenter:
             df["churn_probability"] = np.where(np.isfinite(prob), prob, df["churn_probability"])
         clv["model"] = chosen
         clv["notes"] = list(fc.notes)
+
+
+def btyd_inputs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's BG/NBD inputs in weeks (repeat purchase days x, recency t_x, age T) and
+    mean spend per purchase day.
+
+    The mean over all purchase days is the Gamma-Gamma input: the spend of repeat days only is
+    not separable in one grouped query, and the average over all days is the usual stand-in.
+    """
+    x = (df["n_days"].to_numpy(dtype=float) - 1).clip(min=0)
+    t_x = np.where(x > 0, (df["last_day"] - df["first_day"]).to_numpy(dtype=float), 0.0) / WEEK
+    big_t = np.maximum(df["T_days"].to_numpy(dtype=float) / WEEK, t_x)
+    mean_value = df["monetary"].to_numpy(dtype=float) / df["n_days"].clip(lower=1).to_numpy(dtype=float)
+    return x, t_x, big_t, mean_value
 
 
 def _day_iso(day: int) -> str:

@@ -117,6 +117,28 @@ def _json_roundtrip(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+class _StageClock:
+    """The seconds each stage of a run took (``timings``), each finished stage reported to the
+    progress callback (the callback's own time is not counted)."""
+
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.started = self.last = time.perf_counter()
+
+    def since_last(self) -> float:
+        return round(time.perf_counter() - self.last, 3)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+    def done(self, name: str) -> None:
+        self.timings[name] = self.since_last()
+        if self.progress:
+            self.progress(name)
+        self.last = time.perf_counter()
+
+
 def run_segmentation(
     as_of: date | None = None,
     *,
@@ -140,70 +162,93 @@ def run_segmentation(
     run = SegmentationRun.objects.using(using).create(
         as_of=as_of, status=RunStatus.RUNNING, parameters={"settings": _json_roundtrip(params)}
     )
-    timings: dict[str, float] = {}
-    summary: dict[str, Any] = {}
-
-    def stage(name: str, t0: float) -> float:
-        timings[name] = round(time.perf_counter() - t0, 3)
-        if progress:
-            progress(name)
-        return time.perf_counter()
-
-    t_start = t = time.perf_counter()
+    clock = _StageClock(progress)
     try:
-        df, info = aggregate_customers(as_of, using)
-        run.parameters.update(info)
-        t = stage("aggregate", t)
-        if df.empty:
-            raise NoCustomersError(
-                f"no customer has a counted order on or before {as_of:%Y-%m-%d} "
-                f"({info['excluded_orders_currency']} orders excluded for their currency)"
-            )
-        seg = Segmenter(params)
-        seg.score(df)
-        t = stage("score", t)
-        k, silhouette = seg.cluster(df, summary)
-        t = stage("cluster", t)
-        log = order_day_log(as_of, using) if params["clv_enabled"] else None
-        seg.predict(df, summary, log, end_day=int(as_of_bounds(as_of)[0].timestamp() // 86400))
-        t = stage("predict", t)
+        df, summary, k, silhouette = _segment(run, as_of, params, using, clock)
         counts = summarise(df, summary)
         written = write_memberships(run, df, using)
-        t = stage("write", t)
-        with transaction.atomic(using=using):
-            SegmentationRun.objects.using(using).filter(is_current=True).exclude(pk=run.pk).update(is_current=False)
-            run.status = RunStatus.SUCCEEDED
-            run.is_current = True
-            run.finished = timezone.now()
-            run.n_customers = written
-            run.k = k
-            run.silhouette = silhouette
-            run.segment_counts = counts
-            run.summary = summary
-            timings["publish"] = 0.0
-            timings["total"] = round(time.perf_counter() - t_start, 3)
-            run.timings = timings
-            run.save(using=using)
-            transaction.on_commit(lambda: cache.delete(CURRENT_RUN_CACHE_KEY), using=using)
-        t = stage("publish", t)
+        clock.done("write")
+        _publish(run, written, k, silhouette, counts, summary, clock, using)
+        clock.done("publish")
         prune_runs(using)
-        timings["prune"] = round(time.perf_counter() - t, 3)
-        SegmentationRun.objects.using(using).filter(pk=run.pk).update(timings=timings)
+        clock.timings["prune"] = clock.since_last()
+        SegmentationRun.objects.using(using).filter(pk=run.pk).update(timings=clock.timings)
         logger.info("segmentation run %s as of %s: %d customers, k=%s", run.pk, as_of, written, k)
         return run
     except Exception as exc:
-        delete_memberships([run.pk], using)
-        run.status = RunStatus.FAILED
-        run.is_current = False
-        run.finished = timezone.now()
-        run.error = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, NoCustomersError):
-            run.error += "\n\n" + traceback.format_exc(limit=8)
-        timings["total"] = round(time.perf_counter() - t_start, 3)
-        run.timings = timings
-        run.save(using=using)
-        logger.warning("segmentation run %s failed: %s", run.pk, exc)
+        _record_failure(run, exc, clock, using)
         raise
+
+
+def _segment(
+    run: Any, as_of: date, params: dict[str, Any], using: str, clock: _StageClock
+) -> tuple[pd.DataFrame, dict[str, Any], int | None, float | None]:
+    """Aggregate, score, cluster and predict: the customers' frame, the run's summary so far, the
+    number of clusters and their silhouette. What aggregation reports goes to ``run.parameters``.
+    Raises :class:`NoCustomersError` when no customer has a counted order."""
+    df, info = aggregate_customers(as_of, using)
+    run.parameters.update(info)
+    clock.done("aggregate")
+    if df.empty:
+        raise NoCustomersError(
+            f"no customer has a counted order on or before {as_of:%Y-%m-%d} "
+            f"({info['excluded_orders_currency']} orders excluded for their currency)"
+        )
+    summary: dict[str, Any] = {}
+    seg = Segmenter(params)
+    seg.score(df)
+    clock.done("score")
+    k, silhouette = seg.cluster(df, summary)
+    clock.done("cluster")
+    log = order_day_log(as_of, using) if params["clv_enabled"] else None
+    seg.predict(df, summary, log, end_day=int(as_of_bounds(as_of)[0].timestamp() // 86400))
+    clock.done("predict")
+    return df, summary, k, silhouette
+
+
+def _publish(
+    run: Any,
+    written: int,
+    k: int | None,
+    silhouette: float | None,
+    counts: dict[str, int],
+    summary: dict[str, Any],
+    clock: _StageClock,
+    using: str,
+) -> None:
+    """Make ``run`` the one current run, succeeded, with its figures (one transaction); the cached
+    current run is dropped once it commits."""
+    with transaction.atomic(using=using):
+        SegmentationRun.objects.using(using).filter(is_current=True).exclude(pk=run.pk).update(is_current=False)
+        run.status = RunStatus.SUCCEEDED
+        run.is_current = True
+        run.finished = timezone.now()
+        run.n_customers = written
+        run.k = k
+        run.silhouette = silhouette
+        run.segment_counts = counts
+        run.summary = summary
+        clock.timings["publish"] = 0.0
+        clock.timings["total"] = clock.total()
+        run.timings = clock.timings
+        run.save(using=using)
+        transaction.on_commit(lambda: cache.delete(CURRENT_RUN_CACHE_KEY), using=using)
+
+
+def _record_failure(run: Any, exc: Exception, clock: _StageClock, using: str) -> None:
+    """Store ``run`` as failed with the error (and, unless there were no customers, where it
+    happened), its memberships deleted. Called while ``exc`` is being handled."""
+    delete_memberships([run.pk], using)
+    run.status = RunStatus.FAILED
+    run.is_current = False
+    run.finished = timezone.now()
+    run.error = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, NoCustomersError):
+        run.error += "\n\n" + traceback.format_exc(limit=8)
+    clock.timings["total"] = clock.total()
+    run.timings = clock.timings
+    run.save(using=using)
+    logger.warning("segmentation run %s failed: %s", run.pk, exc)
 
 
 def prune_runs(using: str = "default") -> int:

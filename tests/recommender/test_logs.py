@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.urls import reverse
 
-from recommender.services import serving
+from recommender.serving import service
 from tests.helpers import browser
 
 
@@ -24,7 +24,7 @@ def test_a_500_is_logged_once_with_its_traceback_and_request_id(settings, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in a view")
 
-    monkeypatch.setattr(serving, "recommend", broken)
+    monkeypatch.setattr(service, "recommend", broken)
     client = browser()
     client.raise_request_exception = False
     url = reverse("recommender-api:recommendations", kwargs={"placement": "trending"})

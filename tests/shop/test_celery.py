@@ -34,10 +34,28 @@ def worker_queue(transactional_db, tmp_path):
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=solo", "-Q", queue,
-             "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "info"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "shop",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queue,
+                "-n",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # importing the apps (pandas, scikit-learn, torch) takes a while on a loaded machine
         deadline = time.monotonic() + 180

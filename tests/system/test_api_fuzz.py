@@ -38,8 +38,15 @@ EXAMPLES = {"staff": 5, "anonymous": 2}
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
-def _fuzz(operation: Any, mode: GenerationMode, caller: str, cookies: dict[str, str], sent: Counter,
-          statuses: Counter, failures: list[str]) -> None:  # fmt: skip
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    caller: str,
+    cookies: dict[str, str],
+    sent: Counter,
+    statuses: Counter,
+    failures: list[str],
+) -> None:
     """Send ``EXAMPLES[caller]`` generated requests to ``operation``; count them and collect every failed check."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -109,8 +116,10 @@ def test_no_generated_request_gets_a_server_error(
     errors = [r.getMessage() for r in caplog.records if r.name == "django.request" and r.levelno >= logging.ERROR]
     server_errors = sum(n for code, n in statuses.items() if code >= 500)
     with capsys.disabled():
-        print(f"\nschemathesis: {sum(sent.values())} requests ({dict(sent)}) over {len(operations)} operations; "
-              f"statuses {dict(sorted(statuses.items()))}; server errors {server_errors}")  # fmt: skip
+        print(
+            f"\nschemathesis: {sum(sent.values())} requests ({dict(sent)}) over {len(operations)} operations; "
+            f"statuses {dict(sorted(statuses.items()))}; server errors {server_errors}"
+        )
     assert server_errors == 0 and not errors, errors
     assert not failures, "\n".join(failures[:10])
     assert sum(sent.values()) >= len(operations) * 2  # something was really sent

@@ -151,8 +151,13 @@ def test_good_requests_still_work(staff: Any, run: Any) -> None:
 def test_offer_form_rejects_what_the_database_would_refuse(staff: Any, run: Any) -> None:
     ConditionalOffer = get_model("offer", "ConditionalOffer")
     url = reverse("segmentation_dashboard:segmentation-create-offer")
-    for data in ({"segment": "x" * 65}, {"segment": "a\x00"}, {"segment": "Champions", "percent": "NaN"},
-                 {"segment": "Champions", "percent": "1e400"}, {"segment": "Champions", "percent": "²"}):  # fmt: skip
+    for data in (
+        {"segment": "x" * 65},
+        {"segment": "a\x00"},
+        {"segment": "Champions", "percent": "NaN"},
+        {"segment": "Champions", "percent": "1e400"},
+        {"segment": "Champions", "percent": "²"},
+    ):
         r = staff.post(url, data)
         assert r.status_code == 302 and r["Location"] == OVERVIEW, data
     assert "No offer created: segment: Ensure" in staff.get(OVERVIEW).content.decode()
@@ -318,16 +323,20 @@ GOOD = "536365,85123A,WHITE MUG,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (HEADER + GOOD + "536366,22633,HAND WARMER,7,12/1/2010 8:28,1,50,17850,United Kingdom\n",
-         r"line 3 has 9 fields, expected 8 .*UnitPrice='1', CustomerID='50', Country='17850', then 'United Kingdom'"),
-        (HEADER + GOOD + "536367,22633,HAND WARMER,7,12/1/2010 8:28,1.85,17850\n",
-         r"line 3 has 7 fields, expected 8 .*CustomerID='17850', Country missing"),
+        (
+            HEADER + GOOD + "536366,22633,HAND WARMER,7,12/1/2010 8:28,1,50,17850,United Kingdom\n",
+            r"line 3 has 9 fields, expected 8 .*UnitPrice='1', CustomerID='50', Country='17850', then 'United Kingdom'",
+        ),
+        (
+            HEADER + GOOD + "536367,22633,HAND WARMER,7,12/1/2010 8:28,1.85,17850\n",
+            r"line 3 has 7 fields, expected 8 .*CustomerID='17850', Country missing",
+        ),
         ("", r"the file is empty \(expected a header line: InvoiceNo"),
         (HEADER, r"a header but no data lines"),
         ("Invoice;Stock;Qty\n1;2;3\n", r"missing required column\(s\): InvoiceNo, StockCode"),
     ],
     ids=["extra-comma", "missing-field", "empty", "header-only", "wrong-columns"],
-)  # fmt: skip
+)
 def test_importer_fails_clearly_and_writes_nothing(tmp_path: Path, content: str, message: str) -> None:
     Order = get_model("order", "Order")
     Product = get_model("catalogue", "Product")

@@ -44,7 +44,14 @@ def readme_snippets() -> list[tuple[str, str, str]]:
 def test_readme_snippets_are_the_readme_projects_files():
     snippets = readme_snippets()
     covered = {f for f, _, _ in snippets}
-    assert covered == {"yourshop/settings.py", "yourshop/celery.py", "yourshop/__init__.py", "yourshop/urls.py"}
+    assert covered == {
+        "yourshop/settings.py",
+        "yourshop/__init__.py",
+        "yourshop/urls.py",
+        "templates/oscar/catalogue/detail.html",
+        "templates/oscar/basket/basket.html",
+        "templates/oscar/catalogue/browse.html",
+    }
     for name, mode, code in snippets:
         text = (PROJECT / name).read_text()
         if mode == "whole file":
@@ -53,6 +60,28 @@ def test_readme_snippets_are_the_readme_projects_files():
             assert all(line in text.splitlines() for line in code.splitlines()), name
         else:
             assert code.strip() in text, f"{name} lacks README's snippet starting {code.strip()[:60]!r}"
+
+
+@pytest.mark.slow
+def test_readme_install_is_ten_lines_and_the_shops_pages_show_blocks(tmp_path):
+    """At most 10 settings lines and 1 url line; the sample imports; product page, basket and home show a block."""
+    shop = tmp_path / "shop"  # a copy, as scripts/check_wheel.sh makes: its media and database stay out of the repo
+    shutil.copytree(PROJECT, shop, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # a Redis nobody listens on: the shared one keeps no key of this project (and a page never needs Redis)
+    env.update(PYTHONPATH=str(REPO), SHOP_DB=str(tmp_path / "shop.sqlite3"), REDIS_URL="redis://127.0.0.1:9/0")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_readme_project.py"), str(README), str(shop)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "install: 2 settings line(s), 1 url line(s)" in proc.stdout
+    assert re.search(r"product page /catalogue/\S+: also_bought \([1-4] products\)", proc.stdout), proc.stdout
+    assert "/api/schema/ title: 'Oscar personalisation API'" in proc.stdout
 
 
 # Run in a subprocess with torch made unimportable: the README project's `manage.py check`, then what
@@ -124,10 +153,16 @@ def _build(tmp_path: Path) -> tuple[Path, Path]:
     """sdist and wheel of the working tree (tracked and new files, not ignored ones), built offline."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs a git checkout to know which files are the project's")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     src = tmp_path / "src"
     for name in filter(None, listed):
         if (REPO / name).is_file():
@@ -136,8 +171,10 @@ def _build(tmp_path: Path) -> tuple[Path, Path]:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)],
-        capture_output=True, check=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
     return next(dist.glob("*.tar.gz")), next(dist.glob("*.whl"))
 
 
@@ -155,6 +192,14 @@ def test_sdist_and_wheel_carry_templates_static_and_migrations(tmp_path):
     assert expected <= in_wheel, sorted(expected - in_wheel)
     assert not any(n.startswith(("shop/", "tests/", "benchmarks/")) for n in in_wheel)
     assert "personalization_core/pgcopy.py" in in_wheel  # the shared infrastructure both apps import
+    # the importer of a shop's history and the sample it imports (import_order_history --sample)
+    assert {
+        "personalization_core/order_history/importer.py",
+        "personalization_core/order_history/README.md",
+        "personalization_core/order_history/data/README.md",
+        "personalization_core/order_history/data/online_retail_sample.csv.gz",
+        "recommender/management/commands/import_order_history.py",
+    } <= in_wheel
     root = sdist.name.removesuffix(".tar.gz")
     with tarfile.open(sdist) as tar:
         in_sdist = {n.removeprefix(root + "/") for n in tar.getnames()}

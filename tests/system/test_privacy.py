@@ -146,25 +146,3 @@ def test_segment_offers_are_listed_only_to_members_under_a_shopper_name(products
     member.post(reverse("basket:add", kwargs={"pk": products[0].pk}), {"quantity": 1})
     basket = member.get(reverse("basket:summary")).content.decode()
     assert "10% off, just for you" in basket and "At risk" not in basket
-
-
-def test_offers_named_after_their_segment_are_renamed_by_the_migration(people):
-    from importlib import import_module
-
-    from django.apps import apps
-
-    from segmentation.offers import create_segment_offer
-
-    legacy = create_segment_offer(["At risk"], percent=10, name="10% off for At risk")
-    legacy.description = "A thank-you for our At risk customers: 10% off."
-    legacy.save()
-    kept = create_segment_offer(["Lost"], percent=20, name="Spring sale")
-    legacy.condition.segment_targets.update(shopper_name="", shopper_description="")
-    kept.condition.segment_targets.update(shopper_name="")
-    migration = import_module("segmentation.migrations.0003_segmenttarget_shopper_name_and_description")
-    migration.shopper_texts(apps, None)
-    legacy.refresh_from_db()
-    kept.refresh_from_db()
-    assert (legacy.name, legacy.description) == ("10% off, just for you", "A thank-you for shopping with us: 10% off.")
-    assert legacy.condition.segment_targets.get().shopper_name == "10% off, just for you"
-    assert kept.name == "Spring sale" and kept.condition.segment_targets.get().shopper_name == "20% off, just for you"

@@ -24,9 +24,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--as-of", type=date.fromisoformat, help="use data before this day (YYYY-MM-DD)")
         parser.add_argument(
-            "--models", nargs="+", choices=[str(k) for k in ModelKind], metavar="KIND",
+            "--models",
+            nargs="+",
+            choices=[str(k) for k in ModelKind],
+            metavar="KIND",
             help=f"kinds to train (default all): {', '.join(str(k) for k in KIND_ORDER)}",
-        )  # fmt: skip
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, as_of: date | None, models: list[str] | None, no_progress: bool, **opts: Any) -> None:

@@ -2,6 +2,7 @@
 
 * :mod:`.network`: the network and the next-item distribution it gives after each prefix;
 * :mod:`.batching`: sessions as padded tensors, batches of about equal size;
+* :mod:`.inputs`: sessions and histories as compact item ids with their side information;
 * :mod:`.training`: optimiser, epochs, validation and early stopping;
 * :mod:`.inference`: the network's forward pass in NumPy, for scoring a few histories (serving)
   without torch's per-operator overhead;

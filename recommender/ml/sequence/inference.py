@@ -121,8 +121,12 @@ class RecurrentLayer:
                 parts.append(("lstm", w_ih[order].T, w_hh[order].T, (b_ih + b_hh)[order], None))
         cell = parts[0][0]
         b_hid_n = None if cell == "lstm" else _stack([part[4] for part in parts])
-        return cls(cell, *(_stack([part[k] for part in parts]) for k in (1, 2)),
-                   _stack([part[3] for part in parts])[:, None, :], b_hid_n)  # fmt: skip
+        return cls(
+            cell,
+            *(_stack([part[k] for part in parts]) for k in (1, 2)),
+            _stack([part[3] for part in parts])[:, None, :],
+            b_hid_n,
+        )
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Hidden states ``(N, T, H)`` over the inputs ``x`` ``(N, T, in)``, from a zero state."""
@@ -248,6 +252,23 @@ class NumpySequenceNet:
         with single_threaded_blas():
             return self._probs(x, ev, tf, seg)
 
+    def batch_probs(
+        self, x: np.ndarray, lens: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: np.ndarray | None
+    ) -> np.ndarray:
+        """Each network's probabilities ``(N, B, V)`` for a padded batch of ``B`` histories (the
+        arrays of :class:`~recommender.ml.sequence.inputs.EncodedHistories`), one history at a
+        time through :meth:`probs`; rows of empty histories stay 0."""
+        p = np.zeros((len(self.item_emb), len(x), self.items.shape[1]), dtype=np.float32)
+        for r, n in enumerate(lens):
+            if n:
+                p[:, r] = self.probs(
+                    x[r, :n],
+                    None if ev is None else ev[r, :n],
+                    None if tf is None else tf[r, :n],
+                    0 if seg is None else int(seg[r]),
+                )
+        return p
+
     def _probs(self, x: np.ndarray, ev: np.ndarray | None, tf: np.ndarray | None, seg: int) -> np.ndarray:
         hs = self.encode(x, ev, tf, seg)  # (N, T, H)
         last = hs[:, -1:]  # (N, 1, H)
@@ -277,8 +298,12 @@ def same_architecture(a: Any, b: Any) -> bool:
     """True when two :class:`~recommender.ml.sequence.network.SequenceNet` s have the same
     configuration and parameter shapes (so that they can be stacked)."""
     if (a.readout, a.scale, bool(a.repeat), type(a.rnn), a.rnn.num_layers) != (
-        b.readout, b.scale, bool(b.repeat), type(b.rnn), b.rnn.num_layers
-    ):  # fmt: skip
+        b.readout,
+        b.scale,
+        bool(b.repeat),
+        type(b.rnn),
+        b.rnn.num_layers,
+    ):
         return False
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -37,8 +38,9 @@ from recommender.ml.data import SessionData, item_counts
 from recommender.ml.datasets import validation_split
 from recommender.ml.sequence.batching import Batcher
 from recommender.ml.sequence.inference import NumpySequenceNet
-from recommender.ml.sequence.network import SequenceNet, next_item_probs, time_features
-from recommender.ml.sequence.training import Adam, Trainer, torch_settings
+from recommender.ml.sequence.inputs import EncodedHistories, InputSpec
+from recommender.ml.sequence.network import SequenceNet, next_item_probs
+from recommender.ml.sequence.training import Adam, Trainer, TrainResult, torch_settings
 
 #: score given to items the model cannot rank (never seen in training)
 UNSEEN_SCORE = np.float32(-1e9)
@@ -47,9 +49,17 @@ UNSEEN_SCORE = np.float32(-1e9)
 #: (:mod:`.inference`), larger ones (evaluation) by torch, which is faster from about this size
 NUMPY_MAX_BATCH = 4
 
-#: constructor parameters of earlier versions, still found in saved configs: the model's own
-#: sequential-rules mixture, which the blend's rules component made redundant
-DROPPED_PARAMS = ("mix_rules", "rules_window", "rules_weights")
+
+@dataclass
+class _FitRun:
+    """What the steps of one ``fit`` share: the trainer, the prepared training and validation
+    sessions, each vocabulary item's training count, and the deadline (``perf_counter`` time)."""
+
+    trainer: Trainer
+    train: Batcher
+    validation: Batcher | None
+    train_counts: np.ndarray
+    deadline: float | None
 
 
 class SequenceRecommender(Recommender):
@@ -194,40 +204,15 @@ class SequenceRecommender(Recommender):
             print(f"[{self.name}] {msg}", flush=True)
 
     # ------------------------------------------------------------------ data prep
-    def _prepare(self, data: SessionData, train: bool):
-        """Compact ids (+1, 0 = unknown), side information, chunked to ``max_len + 1`` for training."""
-        seqs, events, tfeats, segs = [], [], [], []
-        use_ev = self.use_event_types and data.event_types is not None
-        use_tf = self.use_time and data.timestamps is not None
-        use_sg = self.use_segments and data.segments is not None
-        if self.use_event_types and data.event_types is None:
-            raise ValueError("use_event_types=True but the data has no event_types")
-        if self.use_time and data.timestamps is None:
-            raise ValueError("use_time=True but the data has no timestamps")
-        if self.use_segments and data.segments is None:
-            raise ValueError("use_segments=True but the data has no segments")
-        chunk = self.max_len + 1
-        for i, s in enumerate(data.sessions):
-            c = self._compact[s] if len(s) else s
-            ev = np.clip(data.event_types[i], 0, self.n_event_types - 1) if use_ev else None
-            tf = time_features(data.timestamps[i]) if use_tf else None
-            sg = int(np.clip(data.segments[i], 0, self.n_segments - 1)) + 1 if use_sg else 0
-            # training: a session of length L yields L - 1 targets; split long ones into chunks
-            starts = range(0, max(len(c) - 1, 1), self.max_len) if train else [max(len(c) - chunk, 0)]
-            for a in starts:
-                piece = c[a : a + chunk]
-                if train and len(piece) < 2:
-                    continue
-                seqs.append(piece)
-                events.append(ev[a : a + chunk] if ev is not None else None)
-                tfeats.append(tf[a : a + chunk] if tf is not None else None)
-                segs.append(sg)
-        return Batcher(
-            seqs,
-            events if use_ev else None,
-            tfeats if use_tf else None,
-            np.asarray(segs, dtype=np.int64) if use_sg else None,
+    def _inputs(self) -> InputSpec:
+        """The inputs the network reads, from the model's parameters."""
+        return InputSpec(
+            self.max_len, self.use_event_types, self.n_event_types, self.use_time, self.use_segments, self.n_segments
         )
+
+    def _prepare(self, data: SessionData, train: bool) -> Batcher:
+        """``data`` in compact ids with its side information (see :meth:`.InputSpec.sessions`)."""
+        return self._inputs().sessions(data, self._compact, train)
 
     def _trainer(self) -> Trainer:
         return Trainer(self.n_vocab_, self.batch_tokens, self.negative_alpha, self.lr_decay, self.patience, self._log)
@@ -256,6 +241,8 @@ class SequenceRecommender(Recommender):
             return self._fit(data, validation)
 
     def _fit(self, data: SessionData, validation: SessionData | None) -> Self:
+        """The steps of ``fit``: validation split, vocabulary, search, training, full-softmax
+        epochs, continuing on the carved validation split (see the class doc)."""
         t0 = time.perf_counter()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -265,83 +252,31 @@ class SequenceRecommender(Recommender):
             carved = True
         else:
             train, carved = data, False
-        # vocabulary: items of the training and the validation split; items seen only in
-        # validation are learnt when training continues on it (``refit``) and are left out of
-        # the rankings early stopping measures until then
-        counts = item_counts(train)
-        counts_all = counts + (item_counts(validation) if validation is not None else 0)
-        self.active_items_ = np.flatnonzero(counts_all).astype(np.int64)
-        self.n_vocab_ = len(self.active_items_)
-        if counts.sum() == 0:
-            raise ValueError("no training events")
-        self._compact = np.zeros(self.n_items_, dtype=np.int64)
-        self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
-        self.popularity_ = np.log1p(counts_all[self.active_items_]).astype(np.float32)
-        train_counts = counts[self.active_items_]
-        # vocabulary items the network has not learnt (validation-only ones until it continues on
-        # them): their embeddings are still random, so they get no probability
-        unseen = train_counts == 0
-        self.untrained_ = unseen.copy() if unseen.any() else None  # continuing clears it in place
-
-        tr = self._prepare(train, train=True)
-        va = self._prepare_validation(validation) if validation is not None and len(validation) else None
-        n_targets = int(sum(len(s) - 1 for s in tr.seqs))
-        self._log(f"{len(tr.seqs)} training sequences, {n_targets} targets, {self.n_vocab_} items")
+        train_counts = self._build_vocabulary(train, validation)
+        run = _FitRun(
+            trainer=self._trainer(),
+            train=self._prepare(train, train=True),
+            validation=self._prepare_validation(validation) if validation is not None and len(validation) else None,
+            train_counts=train_counts,
+            deadline=None if self.time_budget is None else t0 + float(self.time_budget),
+        )
+        n_targets = int(sum(len(s) - 1 for s in run.train.seqs))
+        self._log(f"{len(run.train.seqs)} training sequences, {n_targets} targets, {self.n_vocab_} items")
 
         base = {p: getattr(self, p) for p in self._NET_PARAMS} | {
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "n_negatives": self.n_negatives,
         }
-        self.chosen_params_ = {}
-        self.search_results_ = []
-        deadline = None if self.time_budget is None else t0 + float(self.time_budget)
-        trainer = self._trainer()
-        if self.search_space and len(self.search_space) > 1 and va is not None:
-            n_recent = max(1, int(len(tr.seqs) * self.search_fraction))
-            sub = tr.subset(slice(-n_recent, None))
-            budget_each = None if deadline is None else 0.5 * (deadline - time.perf_counter()) / len(self.search_space)
-            best = None
-            for cand in self.search_space:
-                params = base | dict(cand)
-                torch.manual_seed(self.seed)
-                net = self._build_net(params)
-                stop = None if budget_each is None else time.perf_counter() + budget_each
-                res = trainer.train(
-                    net, params, sub, va, self.search_epochs, np.random.default_rng(self.seed), stop, train_counts
-                )
-                score = res.best["mrr"] + res.best["hr"] if res.best else -1.0
-                self.search_results_.append({"params": dict(cand), **(res.best or {})})
-                self._log(f"search {cand}: {res.best}")
-                if best is None or score > best[0]:
-                    best = (score, dict(cand))
-            self.chosen_params_ = best[1]
+        self.chosen_params_ = self._search(run, base)
         params = base | self.chosen_params_
         torch.manual_seed(self.seed)
         net = self._build_net(params)
-        res = trainer.train(net, params, tr, va, self.epochs, rng, deadline, train_counts)
+        res = run.trainer.train(net, params, run.train, run.validation, self.epochs, rng, run.deadline, train_counts)
         self.history_ = res.history
         self.best_epoch_ = res.best_epoch
         self.full_softmax_epochs_ = 0
-        sampled = params["n_negatives"] > 0 and 4 * params["n_negatives"] < self.n_vocab_
-        in_time = deadline is None or time.perf_counter() < deadline
-        if sampled and self.final_full_epochs and va is not None and res.best is not None and in_time:
-            lr = params["lr"] * self.lr_decay**res.best_epoch
-            full = trainer.train(
-                net,
-                params | {"n_negatives": 0, "lr": lr},
-                tr,
-                va,
-                self.final_full_epochs,
-                rng,
-                deadline,
-                train_counts,
-                res.best,
-            )
-            self.history_ += [{**row, "full_softmax": True} for row in full.history]
-            self.full_softmax_epochs_ = full.best_epoch
-            res.events += full.events
-            res.seconds += full.seconds
+        self._train_full_softmax(run, net, params, res, rng)
         net.eval()
         self._net = net
         self._net_params = {p: params[p] for p in self._NET_PARAMS}
@@ -366,6 +301,85 @@ class SequenceRecommender(Recommender):
         self._log(f"trained in {self.train_seconds_:.1f}s, {self.train_events_per_second_:.0f} targets/s")
         return self
 
+    def _build_vocabulary(self, train: SessionData, validation: SessionData | None) -> np.ndarray:
+        """Set the vocabulary (``active_items_``, the compact-id map, ``popularity_``,
+        ``untrained_``) and return the training count of each vocabulary item.
+
+        The vocabulary is the items of the training and the validation split; items seen only in
+        validation are learnt when training continues on it (``refit``) and are left out of the
+        rankings early stopping measures until then. Raises ``ValueError`` without training events.
+        """
+        counts = item_counts(train)
+        counts_all = counts + (item_counts(validation) if validation is not None else 0)
+        self.active_items_ = np.flatnonzero(counts_all).astype(np.int64)
+        self.n_vocab_ = len(self.active_items_)
+        if counts.sum() == 0:
+            raise ValueError("no training events")
+        self._compact = np.zeros(self.n_items_, dtype=np.int64)
+        self._compact[self.active_items_] = np.arange(1, self.n_vocab_ + 1)
+        self.popularity_ = np.log1p(counts_all[self.active_items_]).astype(np.float32)
+        train_counts = counts[self.active_items_]
+        # vocabulary items the network has not learnt (validation-only ones until it continues on
+        # them): their embeddings are still random, so they get no probability
+        unseen = train_counts == 0
+        self.untrained_ = unseen.copy() if unseen.any() else None  # continuing clears it in place
+        return train_counts
+
+    def _search(self, run: _FitRun, base: dict[str, Any]) -> dict[str, Any]:
+        """The overrides of ``search_space`` that score best on validation (MRR@20 + HR@20), each
+        trained for ``search_epochs`` on the most recent ``search_fraction`` of the training split
+        within an equal share of half the time left; ``{}`` when there is nothing to choose from.
+        Every candidate's result goes to ``search_results_``."""
+        self.search_results_ = []
+        if not (self.search_space and len(self.search_space) > 1 and run.validation is not None):
+            return {}
+        n_recent = max(1, int(len(run.train.seqs) * self.search_fraction))
+        sub = run.train.subset(slice(-n_recent, None))
+        deadline = run.deadline
+        budget_each = None if deadline is None else 0.5 * (deadline - time.perf_counter()) / len(self.search_space)
+        best = None
+        for cand in self.search_space:
+            params = base | dict(cand)
+            torch.manual_seed(self.seed)
+            net = self._build_net(params)
+            stop = None if budget_each is None else time.perf_counter() + budget_each
+            rng = np.random.default_rng(self.seed)
+            res = run.trainer.train(net, params, sub, run.validation, self.search_epochs, rng, stop, run.train_counts)
+            score = res.best["mrr"] + res.best["hr"] if res.best else -1.0
+            self.search_results_.append({"params": dict(cand), **(res.best or {})})
+            self._log(f"search {cand}: {res.best}")
+            if best is None or score > best[0]:
+                best = (score, dict(cand))
+        return best[1]
+
+    def _train_full_softmax(
+        self, run: _FitRun, net: SequenceNet, params: dict[str, Any], res: TrainResult, rng: np.random.Generator
+    ) -> None:
+        """After sampled-softmax training, up to ``final_full_epochs`` epochs with the full softmax
+        from the best weights at the decayed learning rate, kept only while validation improves
+        (``full_softmax_epochs_``); ``res`` and ``history_`` gain what they took."""
+        sampled = params["n_negatives"] > 0 and 4 * params["n_negatives"] < self.n_vocab_
+        in_time = run.deadline is None or time.perf_counter() < run.deadline
+        validated = run.validation is not None and res.best is not None
+        if not (sampled and self.final_full_epochs and validated and in_time):
+            return
+        lr = params["lr"] * self.lr_decay**res.best_epoch
+        full = run.trainer.train(
+            net,
+            params | {"n_negatives": 0, "lr": lr},
+            run.train,
+            run.validation,
+            self.final_full_epochs,
+            rng,
+            run.deadline,
+            run.train_counts,
+            res.best,
+        )
+        self.history_ += [{**row, "full_softmax": True} for row in full.history]
+        self.full_softmax_epochs_ = full.best_epoch
+        res.events += full.events
+        res.seconds += full.seconds
+
     def continue_training(self, data: SessionData, seed: int | None = None, lr: float | None = None) -> Self:
         """Learn from sessions ``fit`` did not train on, e.g. the validation split it stopped early
         on: one pass at learning rate ``lr`` (default: ``refit``'s). Items outside the vocabulary are
@@ -378,7 +392,9 @@ class SequenceRecommender(Recommender):
             self._cache_inference()
         return self
 
-    def _continue(self, data: SessionData, rng, lr: float | None = None) -> None:
+    def _continue(self, data: SessionData, rng: np.random.Generator, lr: float | None = None) -> None:
+        """One pass over ``data`` at the continuing learning rate (or ``lr``); the items it trains
+        are no longer ``untrained_``."""
         batches = self._prepare(data, train=True)
         if not batches.seqs:
             return
@@ -394,7 +410,8 @@ class SequenceRecommender(Recommender):
         self.chosen_params_["refit_targets"] = self.refit_targets_
         self._log(f"continued on {n} targets at lr {params['lr']:.2e}")
 
-    def _prepare_validation(self, validation: SessionData):
+    def _prepare_validation(self, validation: SessionData) -> Batcher:
+        """The validation sessions, at most ``max_validation_sessions`` of them (a fixed sample)."""
         va = self._prepare(validation, train=True)
         if len(va.seqs) > self.max_validation_sessions:
             keep = np.random.default_rng(self.seed + 1).choice(
@@ -414,47 +431,10 @@ class SequenceRecommender(Recommender):
         self._items = torch.from_numpy(self.item_matrix_)
         self._all_active = self.n_vocab_ == self.n_items_
 
-    def _encode_histories(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None):
-        """The histories as padded arrays of compact ids ``x`` ``(B, T)`` (unknown items dropped, the
-        last ``max_len`` kept), their lengths, and event types + 1, time features and segments + 1
-        (``None`` when the model does not use them)."""
-        context = context or {}
-        b = len(histories)
-        seqs, events, tfeats = [], [], []
-        for i, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64)
-            ok = (h >= 0) & (h < self.n_items_)
-            c = np.zeros(len(h), dtype=np.int64)
-            c[ok] = self._compact[h[ok]]
-            keep = c > 0
-            seqs.append(c[keep][-self.max_len :])
-            if self.use_event_types:
-                evs = context.get("event_types")
-                ev = np.zeros(len(h), dtype=np.int64) if evs is None else np.asarray(evs[i], dtype=np.int64)
-                events.append(np.clip(ev[keep], 0, self.n_event_types - 1)[-self.max_len :] + 1)
-            if self.use_time:
-                tss = context.get("timestamps")
-                if tss is None:
-                    tfeats.append(np.zeros((int(keep.sum()), 4), dtype=np.int64)[-self.max_len :])
-                else:
-                    tfeats.append(time_features(np.asarray(tss[i], dtype=np.int64))[keep][-self.max_len :])
-        lens = np.array([len(s) for s in seqs], dtype=np.int64)
-        t = max(int(lens.max()) if b else 1, 1)
-        x = np.zeros((b, t), dtype=np.int64)
-        ev = np.zeros((b, t), dtype=np.int64) if self.use_event_types else None
-        tf = np.zeros((b, t, 4), dtype=np.int64) if self.use_time else None
-        for r, s in enumerate(seqs):
-            x[r, : len(s)] = s
-            if ev is not None:
-                ev[r, : len(s)] = events[r]
-            if tf is not None:
-                tf[r, : len(s)] = tfeats[r]
-        seg = None
-        if self.use_segments:
-            sg = context.get("segments")
-            sg = np.zeros(b, dtype=np.int64) if sg is None else np.asarray(sg, dtype=np.int64).reshape(b)
-            seg = np.clip(sg, 0, self.n_segments - 1) + 1
-        return x, lens, ev, tf, seg
+    def _encode_histories(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None) -> EncodedHistories:
+        """The histories as padded arrays of compact ids with their side information (see
+        :meth:`.InputSpec.histories`)."""
+        return self._inputs().histories(histories, context, self._compact, self.n_items_)
 
     def _compact_probs(self, histories: Sequence[np.ndarray], context: dict[str, Any] | None) -> np.ndarray:
         """``(B, V)`` next-item probabilities over the active items; popularity for empty histories.
@@ -462,7 +442,7 @@ class SequenceRecommender(Recommender):
         self._check_fitted()
         x, lens, ev, tf, seg = self._encode_histories(histories, context)
         if len(histories) <= NUMPY_MAX_BATCH:
-            p = self._numpy_probs(self._numpy_net, x, lens, ev, tf, seg)[0]
+            p = self._numpy_net.batch_probs(x, lens, ev, tf, seg)[0]
         else:
             p = self._torch_probs(x, lens, ev, tf, seg)
         return self._finish(p, x, lens)
@@ -488,35 +468,21 @@ class SequenceRecommender(Recommender):
         out[:, self.active_items_] = compact
         return out
 
-    def _numpy_probs(
-        self,
-        net: NumpySequenceNet,
-        x: np.ndarray,
-        lens: np.ndarray,
-        ev: np.ndarray | None,
-        tf: np.ndarray | None,
-        seg: np.ndarray | None,
-    ) -> np.ndarray:
-        """The probabilities ``(N, B, V)`` of the ``N`` networks stacked in ``net``, one history at a
-        time in NumPy (rows of empty histories stay 0)."""
-        p = np.zeros((len(net.item_emb), len(x), self.n_vocab_), dtype=np.float32)
-        for r, n in enumerate(lens):
-            if n:
-                p[:, r] = net.probs(
-                    x[r, :n],
-                    None if ev is None else ev[r, :n],
-                    None if tf is None else tf[r, :n],
-                    0 if seg is None else int(seg[r]),
-                )
-        return p
-
     def stack_key(self) -> Hashable | None:
         """Copies of one network (same parameters, item index and inputs; the blend's networks trained
         with different seeds) share a key: :meth:`stacked_scorer` runs them together."""
         if not hasattr(self, "_net"):
             return None
-        inputs = (self.max_len, self.use_event_types, self.n_event_types, self.use_time, self.use_segments,
-                  self.n_segments, self.n_items_, self.n_vocab_)  # fmt: skip
+        inputs = (
+            self.max_len,
+            self.use_event_types,
+            self.n_event_types,
+            self.use_time,
+            self.use_segments,
+            self.n_segments,
+            self.n_items_,
+            self.n_vocab_,
+        )
         items = hashlib.blake2b(self.active_items_.tobytes(), digest_size=16).hexdigest()
         return (type(self).__name__, json.dumps(self._net_params, sort_keys=True, default=str), inputs, items)
 
@@ -537,7 +503,7 @@ class SequenceRecommender(Recommender):
             if not histories or len(histories) > NUMPY_MAX_BATCH:
                 return [m.score_batch(histories, context) for m in nets]
             x, lens, ev, tf, seg = first._encode_histories(histories, context)
-            p = first._numpy_probs(stacked, x, lens, ev, tf, seg)
+            p = stacked.batch_probs(x, lens, ev, tf, seg)
             return [m._expand(m._finish(p[i], x, lens)) for i, m in enumerate(nets)]
 
         return score
@@ -601,17 +567,10 @@ class SequenceRecommender(Recommender):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """The model with the saved parameters; those of the dropped rules mixture are ignored
-        (a model that mixed rules in with a positive weight cannot be loaded: see ``set_state``)."""
-        params = {k: v for k, v in dict(config.get("params", {})).items() if k not in DROPPED_PARAMS}
-        return cls(**params)
+        """The model with the saved parameters."""
+        return cls(**dict(config.get("params", {})))
 
     def set_state(self, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
-        if config.get("rules_weight", 0.0) or "rules_indptr" in tensors:
-            raise ModelFileError(
-                f"saved {self.name} model mixes in its own sequential rules, which this version no longer "
-                "does (the blend has a rules component): train it again"
-            )
         try:
             self.n_items_ = int(config["n_items"])
             net_params = dict(config["net_params"])

@@ -25,6 +25,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Max
 from oscar.core.loading import get_model
 
+from personalization_core.order_history import SAMPLE
+
 ADMIN_USERNAME = "admin"
 ADMIN_EMAIL = "admin@example.com"
 #: pipelines run after the import when their app provides the command
@@ -35,7 +37,7 @@ class Command(BaseCommand):
     help = "Set up the demo shop (migrate, import, pipelines, admin login) and serve it with Celery."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--data", default="shop/data/online_retail_sample.csv.gz", help="file to import")
+        parser.add_argument("--data", default=str(SAMPLE), help="file to import (default: the shipped sample)")
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
         parser.add_argument("--no-serve", action="store_true", help="set up only")
 

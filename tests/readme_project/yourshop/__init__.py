@@ -1,3 +1,1 @@
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+from personalization_core.celery import app as celery_app  # noqa: F401  (Celery: the worker, beat and "Train now")

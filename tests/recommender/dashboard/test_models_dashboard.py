@@ -106,19 +106,41 @@ def test_rollback_and_retire_buttons(staff, trained):
 
 
 def test_admin_lists_versions_and_promotes(admin_client, trained):
+    from django.contrib.messages import get_messages
+
     earlier = ModelVersion.objects.filter(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.RETIRED).get()
+    current = ModelVersion.objects.get(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE)
     changelist = reverse("admin:recommender_modelversion_changelist")
-    assert admin_client.get(changelist).status_code == 200
-    admin_client.post(changelist, {"action": "promote_versions", "_selected_action": [earlier.pk]})
+    response = admin_client.get(changelist)
+    assert response.status_code == 200
+    listed = response.context["cl"].result_list
+    assert sorted(v.pk for v in listed) == sorted(ModelVersion.objects.values_list("pk", flat=True))
+    page = response.content.decode()
+    for version in listed:  # each row: its kind, model, status and the gate metric against popularity
+        assert reverse("admin:recommender_modelversion_change", args=[version.pk]) in page
+        candidate = f"hr@20 {100 * version.metrics['candidate']['hr@20']:.2f}"
+        assert f'<td class="field-gate_value">{candidate}</td>' in page
+        popularity = f"{100 * version.metrics['popularity']['hr@20']:.2f}"
+        assert f'<td class="field-popularity_value">{popularity}</td>' in page
+    response = admin_client.post(changelist, {"action": "promote_versions", "_selected_action": [earlier.pk]})
+    assert response.status_code == 302
     earlier.refresh_from_db()
-    assert earlier.status == VersionStatus.LIVE
-    assert admin_client.get(reverse("admin:recommender_trainingrun_changelist")).status_code == 200
+    current.refresh_from_db()
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [f"{earlier} is live."]
+    assert earlier.status == VersionStatus.LIVE and earlier.promoted_by.is_superuser
+    assert current.status == VersionStatus.RETIRED
+    runs = admin_client.get(reverse("admin:recommender_trainingrun_changelist"))
+    assert runs.status_code == 200
+    listed_runs = sorted(run.pk for run in runs.context["cl"].result_list)
+    assert len(listed_runs) == 2 and listed_runs == sorted(TrainingRun.objects.values_list("pk", flat=True))
 
 
 def test_a_live_version_whose_files_fail_to_load_is_shown_with_since_when(staff, trained, settings):
     from pathlib import Path
 
-    from recommender.services import serving, versions
+    from recommender.services import versions
+    from recommender.serving.blocks import Visitor
+    from recommender.serving.service import recommend
 
     live = ModelVersion.objects.get(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE)
     assert "load-problem" not in staff.get(URL).content.decode()
@@ -128,7 +150,7 @@ def test_a_live_version_whose_files_fail_to_load_is_shown_with_since_when(staff,
         tensors.write_bytes(intact[:-8])
         versions.forget_loaded()
         # a shopper's page meets the damage first: the fallback answers, the time is recorded
-        block = serving.recommend(None, "also_viewed", product=trained.products[6], visitor=serving.Visitor(None, ""))
+        block = recommend(None, "also_viewed", product=trained.products[6], visitor=Visitor(None, ""))
         assert block.items and block.items[0].rung != "also_viewed"
         page = staff.get(URL).content.decode()
         assert 'class="text-danger load-problem"' in page and "checksum" in page

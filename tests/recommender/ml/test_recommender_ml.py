@@ -49,9 +49,7 @@ from recommender.ml.popularity import PopularityRecommender, SegmentPopularityRe
 from recommender.ml.registry import available_models, get_model_class, load_model
 from recommender.ml.rules import SequentialRulesRecommender, VSKNNRecommender
 from recommender.ml.tuning import grid_search
-from tests.conftest import REPO
-
-SHARED_DATA = REPO.parent / "shared" / "data"
+from tests.conftest import REPO, shared_data_path
 
 #: small, fast settings for the contract test (filtered to what each constructor accepts)
 FAST_PARAMS = {
@@ -380,9 +378,9 @@ def test_grid_search_prefers_better_setting(data: SessionData) -> None:
     assert res.best_params == {"neighbours": 5} and len(res.trials) == 2
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "retailrocket").is_dir(), reason="../shared/data/retailrocket is absent")
+@pytest.mark.data
 def test_load_srgnn_folder_counts() -> None:
-    ds = load_srgnn_folder(SHARED_DATA / "retailrocket")
+    ds = load_srgnn_folder(shared_data_path("retailrocket"))
     assert len(ds.train) == ds.stats["raw_train_sessions"]
     assert ds.train.n_events == ds.stats["train_clicks"]
     assert len(ds.test) == ds.stats["test_examples"]
@@ -400,9 +398,7 @@ def test_load_srgnn_folder_counts() -> None:
     ids=lambda v: getattr(v, "__name__", None) or str(v),
 )
 def test_raw_event_loaders(loader, folder: str, has_types: bool) -> None:
-    if not (SHARED_DATA / folder).is_dir():
-        pytest.skip(f"../shared/data/{folder} is absent")
-    split = loader(SHARED_DATA / folder)
+    split = loader(shared_data_path(folder))
     assert len(split.train) > 0 and len(split.test) > 0
     assert (split.train.event_types is not None) == has_types
     # time-based: nothing in train happens after the cutoff

@@ -144,21 +144,6 @@ def test_validation_early_stopping_and_search() -> None:
     assert all("mrr" in row for row in m.history_)
 
 
-def test_models_saved_with_the_dropped_rules_mixture_parameters(tmp_path, fitted: GRURecommender) -> None:
-    """Configs written before the network lost its own rules mixture still load when the mixture
-    was off (the blend's networks) or weighed 0, and scores stay the same; one that mixed rules
-    in cannot be served as it was, so it is a damaged file for the shop (which then retrains)."""
-    directory = fitted.save(tmp_path / "old")
-    config = json.loads((directory / "config.json").read_text())
-    old = {"mix_rules": False, "rules_window": 10, "rules_weights": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]}
-    (directory / "config.json").write_text(json.dumps(config | {"params": config["params"] | old, "rules_weight": 0.0}))
-    hs = [np.array([0, 1]), np.array([4]), np.array([], dtype=np.int64)]
-    np.testing.assert_array_equal(GRURecommender.load(directory).score_batch(hs), fitted.score_batch(hs))
-    (directory / "config.json").write_text(json.dumps(config | {"params": config["params"] | old, "rules_weight": 0.3}))
-    with pytest.raises(ModelFileError, match="sequential rules"):
-        GRURecommender.load(directory)
-
-
 def test_sampled_softmax_then_full_softmax() -> None:
     # 60 items so that 8 negatives make a sampled softmax (it is used when n_items > 4 * n_negatives)
     rng = np.random.default_rng(0)

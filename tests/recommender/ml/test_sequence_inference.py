@@ -148,9 +148,14 @@ def test_concurrent_scoring_restores_blas_threads() -> None:
         assert not errors and blas_threads() == before
 
 
-@pytest.mark.parametrize(("cell", "readout", "repeat", "inputs"),
-                         [("gru", "attention", True, "events, time, segments"), ("gru", "last", False, "tied, scaled"),
-                          ("lstm", "attention", True, "separate output, dot product")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cell", "readout", "repeat", "inputs"),
+    [
+        ("gru", "attention", True, "events, time, segments"),
+        ("gru", "last", False, "tied, scaled"),
+        ("lstm", "attention", True, "separate output, dot product"),
+    ],
+)
 def test_stacked_networks_score_as_each_alone(cell: str, readout: str, repeat: bool, inputs: str) -> None:
     """Three networks of one configuration stacked: each row is what that network alone gives."""
     nets, items = [], []
@@ -179,16 +184,25 @@ def test_blend_scores_its_network_copies_together(monkeypatch) -> None:
 
     data = chains(60)
     gru = TINY | {"epochs": 1}
-    blend = BlendRecommender(components=[["gru", gru], ["gru", gru], ["gru", gru | {"hidden_size": 8}], ["sr", {}]],
-                             weights=[1.0, 0.5, 0.25, 0.25], weight_grid=None, seed=0).fit(data)  # fmt: skip
+    blend = BlendRecommender(
+        components=[["gru", gru], ["gru", gru], ["gru", gru | {"hidden_size": 8}], ["sr", {}]],
+        weights=[1.0, 0.5, 0.25, 0.25],
+        weight_grid=None,
+        seed=0,
+    ).fit(data)
     assert [idx for idx, _ in blend._scorers()] == [[0, 1], [2], [3]]
     calls = []
-    monkeypatch.setattr(NumpySequenceNet, "probs", lambda self, *a: calls.append(len(self.item_emb)) or
-                        NumpySequenceNet._probs(self, *a))  # fmt: skip
+    monkeypatch.setattr(
+        NumpySequenceNet,
+        "probs",
+        lambda self, *a: calls.append(len(self.item_emb)) or NumpySequenceNet._probs(self, *a),
+    )
     rng = np.random.default_rng(3)
     for h in histories(rng):
         got = blend.score_batch([h])
-        want = sum(np.float32(w) * normalise_scores(m.score_batch([h]), "sum")
-                   for w, m in zip(blend.weights_, blend.models_, strict=True))  # fmt: skip
+        want = sum(
+            np.float32(w) * normalise_scores(m.score_batch([h]), "sum")
+            for w, m in zip(blend.weights_, blend.models_, strict=True)
+        )
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert 2 in calls  # the copies went through one stacked pass

@@ -66,9 +66,17 @@ def login(client: Client, user: Any) -> None:
 
 def member(run: Any, user: Any = None, guest_email: str = "", segment: str = "Champions") -> Any:
     return CustomerSegment.objects.create(
-        run=run, user=user, guest_email=guest_email, recency_days=3, frequency=2, monetary=Decimal("30.00"),
-        r_score=5, f_score=4, m_score=3, segment=segment,
-    )  # fmt: skip
+        run=run,
+        user=user,
+        guest_email=guest_email,
+        recency_days=3,
+        frequency=2,
+        monetary=Decimal("30.00"),
+        r_score=5,
+        f_score=4,
+        m_score=3,
+        segment=segment,
+    )
 
 
 def two_runs(alice: Any, bob: Any) -> None:
@@ -130,12 +138,13 @@ def light_shop(db) -> Shop:
         [
             Event(kind="view", user=alice, visitor_id=alice_visitor, product=product),
             Event(kind="view", visitor_id=alice_visitor, product=product),  # logged out, same browser
-            Event(kind="purchase", user=alice, visitor_id=alice_visitor, product=product,
-                  order_number=alice_order.number),
+            Event(
+                kind="purchase", user=alice, visitor_id=alice_visitor, product=product, order_number=alice_order.number
+            ),
             Event(kind="purchase", visitor_id=guest_visitor, product=product, order_number=guest_order.number),
             Event(kind="view", user=bob, product=product),
         ]
-    )  # fmt: skip
+    )
     two_runs(alice, bob)
     return Shop(alice, bob, Client(), alice_visitor, guest_visitor, alice_order, guest_order, make_order(user=bob))
 
@@ -186,8 +195,9 @@ def test_export_then_erase_by_email(shop, tmp_path, django_capture_on_commit_cal
     assert {e["user_id"] for e in data["events"]} == {shop.alice.pk}  # the view before login was merged
     assert [o["number"] for o in data["orders"]] == [shop.alice_order.number]
     assert [(s["as_of"], s["segment"], s["current"]) for s in data["segments"]] == [
-        ("2026-01-01", "Champions", False), ("2026-02-01", "Champions", True),
-    ]  # fmt: skip
+        ("2026-01-01", "Champions", False),
+        ("2026-02-01", "Champions", True),
+    ]
     recent = next(r for r in data["recommendations"] if r["user_id"] and r["placement"] == "recently_viewed")
     assert recent["items"] and all(i["reason"] == "You viewed this recently" for i in recent["items"])
     for other in (str(shop.bob_order.number), "bob@example.com", shop.guest_visitor, shop.guest_order.number):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -13,8 +14,11 @@ from django.urls import reverse
 from oscar.core.loading import get_model
 
 from recommender.abstract_models import ModelKind, VersionStatus
-from recommender.services import serving, versions
+from recommender.services import versions
 from recommender.services.training import train_recommenders
+from recommender.serving import service as serving
+from recommender.serving.blocks import Visitor, visitor_of
+from recommender.serving.generations import bump_catalogue_generation
 from tests.helpers import (
     BROWSER,
     add_to_basket,
@@ -70,10 +74,23 @@ def test_for_you_follows_what_the_visitor_just_viewed(shop):
     assert "Because you viewed Product 12, renamed" in reasons
 
 
+def block_rungs(html: str, placement: str) -> list[str]:
+    """The ladder rung of each product of one block of a page, in order."""
+    match = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
+    return re.findall(r'data-rung="([^"]+)"', match.group(1)) if match else []
+
+
 def test_a_new_visitor_sees_trending_and_best_sellers(shop):
     html = browser().get(CATALOGUE).content.decode()
-    assert block_titles(html, "trending") or block_titles(html, "for_you")
-    block = serving.recommend(None, "for_you", visitor=serving.Visitor(None, ""), strategy=_strategy())
+    # nothing is known of a new visitor: "for you" shows the live trending model's top four, and
+    # "Trending now" below it the next four (one page never shows a product twice)
+    trending = versions.load(versions.live_version(ModelKind.TRENDING))
+    ranking = [trending.product_ids[i] for i in np.argsort(-trending.model.scores_, kind="stable")[:8]]
+    titles = [Product.objects.get(pk=pk).get_title() for pk in ranking]
+    assert block_titles(html, "for_you") == titles[:4]
+    assert block_titles(html, "trending") == titles[4:]
+    assert block_rungs(html, "for_you") == block_rungs(html, "trending") == ["trending"] * 4
+    block = serving.recommend(None, "for_you", visitor=Visitor(None, ""), strategy=_strategy())
     assert block.items and {i.rung for i in block.items} <= {"trending", "best_sellers"}
 
 
@@ -110,19 +127,19 @@ def test_out_of_stock_hidden_and_buried_products_never_appear(shop):
     for product in (shop.products[12], shop.products[14]):
         view_product(client, product)
     pages = [client.get(CATALOGUE).content.decode(), view_product(client, shop.products[6]).content.decode()]
-    shown = {t for html in pages for p in serving.PLACEMENTS for t in block_titles(html, p)}
+    shown = {t for html in pages for p in serving.placements() for t in block_titles(html, p)}
     assert shown and not shown & {"Product 07", "Product 13", "Product 15"}
 
 
 def test_a_block_fills_up_when_its_first_candidates_cannot_be_bought(shop):
     """Candidates are judged a chunk at a time (stock and price are fetched for few products): when
     the whole first chunk is out of stock, the next chunks fill the block, in ladder order."""
-    visitor, strategy = serving.Visitor(None, ""), _strategy()
+    visitor, strategy = Visitor(None, ""), _strategy()
     ranked = serving.recommend(None, "trending", visitor=visitor, strategy=strategy, limit=12, load_products=False)
     ranked_ids = [item.product_id for item in ranked.items]
     assert len(ranked_ids) == 12
     StockRecord.objects.filter(product_id__in=ranked_ids[:8]).update(num_in_stock=0)
-    serving.bump_catalogue_generation()  # (a queryset update sends no signal)
+    bump_catalogue_generation()  # (a queryset update sends no signal)
     block = serving.recommend(None, "trending", visitor=visitor, strategy=strategy, limit=4, load_products=False)
     assert [item.product_id for item in block.items] == ranked_ids[8:12]
 
@@ -143,13 +160,13 @@ def _categorise(products, names):
     ProductCategory.objects.bulk_create(
         ProductCategory(product=p, category=categories[i % len(categories)]) for i, p in enumerate(products)
     )
-    serving.bump_catalogue_generation()
+    bump_catalogue_generation()
 
 
 def test_at_most_n_products_of_one_category_while_the_candidates_allow_it(shop, settings):
     _categorise(shop.products, ["Mugs", "Plates", "Cups"])
     settings.RECOMMENDER = {**LIGHT, "MAX_PER_CATEGORY": 2}
-    block = serving.recommend(None, "trending", visitor=serving.Visitor(None, ""), strategy=_strategy(), limit=6)
+    block = serving.recommend(None, "trending", visitor=Visitor(None, ""), strategy=_strategy(), limit=6)
     categories = [shop.products.index(Product.objects.get(pk=i.product_id)) % 3 for i in block.items]
     assert sorted(categories) == [0, 0, 1, 1, 2, 2]
 
@@ -178,7 +195,7 @@ def test_blocks_fill_up_in_a_one_category_catalogue(shop):
     """3,000 products in one category, MAX_PER_CATEGORY at its default (3): every block still holds
     what was asked for: 8 from the service, 4 in the page's 4-wide rows, 10 from the API."""
     _one_category_catalogue(shop)
-    visitor, product = serving.Visitor(None, ""), shop.products[6]
+    visitor, product = Visitor(None, ""), shop.products[6]
     for placement in ("also_bought", "also_viewed", "bought_together", "trending", "for_you"):
         block = serving.recommend(None, placement, product=product, visitor=visitor, strategy=_strategy(), limit=8)
         assert len(block.items) == 8, placement
@@ -203,7 +220,7 @@ def test_the_baskets_bought_together_is_anchored_on_the_basket(shop):
     block = serving.recommend(
         None,
         "bought_together",
-        visitor=serving.Visitor(None, ""),
+        visitor=Visitor(None, ""),
         strategy=_strategy(),
         basket_ids={shop.products[6].pk},
     )
@@ -211,9 +228,13 @@ def test_the_baskets_bought_together_is_anchored_on_the_basket(shop):
     # on a product page the page's product and the basket's both anchor it
     add_to_basket(first, shop.products[20])
     block = serving.recommend(
-        None, "bought_together", product=shop.products[20], visitor=serving.Visitor(None, ""),
-        strategy=_strategy(), basket_ids={shop.products[6].pk},
-    )  # fmt: skip
+        None,
+        "bought_together",
+        product=shop.products[20],
+        visitor=Visitor(None, ""),
+        strategy=_strategy(),
+        basket_ids={shop.products[6].pk},
+    )
     assert {i.product_id for i in block.items[:2]} == {shop.products[7].pk, shop.products[21].pk}
 
 
@@ -307,8 +328,7 @@ def test_login_keeps_the_visitors_history(shop):
     client = browser()
     view_product(client, shop.products[6])
     user = shop.users[10]
-    client.post(reverse("customer:login"), {"login-username": user.email, "login-password": "pw",
-                                            "login_submit": "1"})  # fmt: skip
+    client.post(reverse("customer:login"), {"login-username": user.email, "login-password": "pw", "login_submit": "1"})
     html = client.get(CATALOGUE).content.decode()
     assert user.is_authenticated and "Product 07" in block_titles(html, "for_you")
     recent = client.get(reverse("recommender-api:recommendations", kwargs={"placement": "recently_viewed"})).json()
@@ -325,10 +345,18 @@ def test_api_returns_priced_products_with_reasons_and_attribution(shop):
     assert first["title"] == "Product 07" and first["price"] == "12.00" and first["currency"] == "GBP"
     assert first["reason"] == "Viewed together with Product 06" and first["source"] == "also_viewed"
     assert first["url"].startswith("http://testserver/") and "?rec=" in first["url"]
-    visitor = serving.visitor_of(_request_with_cookies(client))
+    visitor = visitor_of(_request_with_cookies(client))
     token = serving.read_click_token(first["attribution"], visitor)
-    assert token == {"p": "also_viewed", "v": first["model_version"], "i": 1, "r": "also_viewed", "w": visitor.digest}
-    assert serving.read_click_token(first["attribution"], serving.Visitor(None, "f" * 32)) is None  # not another's
+    assert len(token.pop("m")) == 32  # the impression's id
+    assert token == {
+        "p": "also_viewed",
+        "v": first["model_version"],
+        "i": 1,
+        "r": "also_viewed",
+        "o": first["id"],
+        "w": visitor.digest,
+    }
+    assert serving.read_click_token(first["attribution"], Visitor(None, "f" * 32)) is None  # not another's
     assert client.get(reverse("recommender-api:recommendations", kwargs={"placement": "nope"})).status_code == 404
     assert client.get(url, {"limit": "x"}).status_code == 400
     assert client.get(url, {"product": 10**9}).status_code == 404
@@ -383,12 +411,16 @@ def test_product_page_blocks_add_at_most_one_query_once_warm(shop, settings):
     for product in shop.products[6:9]:  # warm: the visitor's history, the shared lists, facts and cards
         view_product(client, product)
         view_product(client, product)
-    counts = {}
+    counts, impressions = {}, {}
     for enabled in (False, True):
         settings.RECOMMENDER = {**LIGHT, "SERVING_ENABLED": enabled}
         with CaptureQueriesContext(connection) as queries:
             assert view_product(client, shop.products[7 + enabled]).status_code == 200
-        counts[enabled] = len(queries)
+        # the blocks shown are written in one insert (in its savepoint: the test runs in a transaction)
+        writes = [q["sql"] for q in queries if 'INTO "recommender_impression"' in q["sql"]]
+        impressions[enabled] = len(writes)
+        counts[enabled] = len([q for q in queries if "SAVEPOINT" not in q["sql"]]) - len(writes)
+    assert impressions == {False: 0, True: 1}
     assert counts[True] <= counts[False] + 1, counts
 
 
@@ -483,7 +515,7 @@ def test_cached_cards_carry_each_visitors_own_token_and_csrf(shop):
     tokens = {html: set(re.findall(r"\?rec=([^\"&]+)", html)) for html in (first, second)}
     assert tokens[first] and tokens[second] and not tokens[first] & tokens[second]
     assert "__recommender_" not in first + second
-    bob_visitor = serving.Visitor(None, visitor_id_of(bob))
+    bob_visitor = Visitor(None, visitor_id_of(bob))
     assert all(serving.read_click_token(t, bob_visitor) for t in tokens[second])
     action, csrf = re.search(
         r'<form action="([^"]+)" method="post">\s*<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"',

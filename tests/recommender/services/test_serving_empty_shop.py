@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from recommender.services import serving
+from recommender.serving.rungs import BEST_SELLERS_KEY
 from tests.helpers import browser
 from tests.recommender.services.test_serving import CATALOGUE, block_titles
 
@@ -17,7 +17,7 @@ def test_an_empty_shop_renders_its_pages(db, settings, tmp_path):
     assert client.get(CATALOGUE).status_code == 200
     assert "data-placement" not in client.get(CATALOGUE).content.decode()  # nothing to show: no block
     order = create_order()  # a shop with sales and no model yet: its best sellers
-    cache.delete(serving.BEST_SELLERS_KEY)  # (an empty list is cached for BLOCK_CACHE_SECONDS)
+    cache.delete(BEST_SELLERS_KEY)  # (an empty list is cached for BLOCK_CACHE_SECONDS)
     html = browser().get(CATALOGUE).content.decode()
     sold = order.lines.first().product
     assert sold.get_title() in block_titles(html, "for_you") + block_titles(html, "trending")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from oscar.core.loading import get_model
 
 from recommender import artifacts, exporters
@@ -179,13 +180,15 @@ def test_the_gate_tests_ranking_metrics_with_wilcoxon(settings):
     assert not decision.promote and decision.figures["test"] == "Wilcoxon signed-rank"
 
 
-def test_a_shop_can_replace_the_gate_with_get_class():
-    from oscar.core.loading import get_class
-
+def test_a_shop_replaces_the_gate_with_an_app_of_its_own(settings):
     from recommender.services.training import promotion_gate
 
-    assert get_class("recommender.services.gate", "PromotionGate") is PromotionGate
-    assert isinstance(promotion_gate(), PromotionGate)
+    assert type(promotion_gate()) is PromotionGate
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "tests.fork_project.yourshop_training.apps.TrainingConfig"]
+    gate = promotion_gate()
+    assert type(gate).__module__ == "tests.fork_project.yourshop_training.gate"
+    decision = gate.decide(Evaluation({"n_cases": 500, "candidate": {}, "popularity": {}}, {}))
+    assert not decision.promote and "the shop's own gate" in decision.reason
 
 
 @pytest.mark.django_db
@@ -200,8 +203,9 @@ def test_rollback_restores_the_previous_versions_recommendations(shop, settings)
     for n in range(60):
         when = AS_OF - timedelta(days=15) + timedelta(hours=n * 5)
         for step, p in enumerate((shop.products[10], shop.products[30])):
-            Event.objects.create(kind="view", visitor_id=f"{1000 + n:032x}", product=p,
-                                 created=when + timedelta(seconds=step))  # fmt: skip
+            Event.objects.create(
+                kind="view", visitor_id=f"{1000 + n:032x}", product=p, created=when + timedelta(seconds=step)
+            )
     train_recommenders(AS_OF, [ModelKind.ALSO_VIEWED])
     second = live(ModelKind.ALSO_VIEWED)
     assert second != first
@@ -289,18 +293,68 @@ def test_old_versions_lose_their_files(shop, settings, model_storage):
     assert len(files) == 6
 
 
+def _two_kinds_of_customer() -> tuple[list, list, list, list]:
+    """Ten regulars (several recent orders each) who view only products 0-14, and ten one-off customers
+    (one old order each) who view only products 15-29; every visit views five of the group's products,
+    every third day over the 60 days before AS_OF, so each held-out day sees every product of the group.
+
+    Returns (regulars, one_offs, products of the regulars, products of the one-offs)."""
+    from django.contrib.auth import get_user_model
+    from oscar.test.factories import create_product
+
+    from segmentation.testing import make_order
+
+    Event = get_model("recommender", "Event")
+    products = [create_product(title=f"Item {i:02d}", upc=f"I{i:02d}", num_in_stock=50) for i in range(30)]
+    User = get_user_model()
+    regulars = [User.objects.create_user(f"regular{i}", f"regular{i}@example.com", "pw") for i in range(10)]
+    one_offs = [User.objects.create_user(f"oneoff{i}", f"oneoff{i}@example.com", "pw") for i in range(10)]
+    for i, user in enumerate(regulars):
+        for n in range(3 + i):  # 3 to 12 orders: every regular has more orders than any one-off customer
+            make_order(user=user, total=40 + n, placed=AS_OF - timedelta(days=2 + 5 * n))
+    for user in one_offs:
+        make_order(user=user, total=15, placed=AS_OF - timedelta(days=200))
+    events = []
+    for people, own in ((regulars, products[:15]), (one_offs, products[15:])):
+        for p, user in enumerate(people):
+            for visit in range(20):
+                when = AS_OF - timedelta(days=1 + 3 * visit, hours=p)
+                for step in range(5):
+                    product = own[(5 * visit + step) % 15]
+                    events.append(
+                        Event(kind="view", user=user, product=product, created=when + timedelta(minutes=step))
+                    )
+    Event.objects.bulk_create(events)
+    return regulars, one_offs, products[:15], products[15:]
+
+
 @pytest.mark.django_db
-def test_segment_trending_uses_the_current_segmentation_run(shop, settings):
+def test_segment_trending_uses_the_current_segmentation_run(settings, model_storage):
+    """Each segment views its own products: "trending in your segment" ranks the segment's 15 products
+    first and hits every held-out view in its top 20, while overall popularity, whose top 20 cannot hold
+    the 30 products viewed, misses some: the candidate beats popularity and goes live."""
     from segmentation.services import run_segmentation
 
     settings.RECOMMENDER = LIGHT
-    run_segmentation(AS_OF.date())
+    settings.SEGMENTATION = {"SEGMENT_RULES": [{"name": "Regulars", "f": [3, 5]}, {"name": "One-offs", "f": [1, 2]}]}
+    _regulars, _one_offs, theirs, others = _two_kinds_of_customer()
+    segmentation = run_segmentation(AS_OF.date())
+    assert segmentation.segment_counts == {"Regulars": 10, "One-offs": 10}
+
     run = train_recommenders(AS_OF, [ModelKind.TRENDING_SEGMENT])
     version = run.versions.get()
     assert version.model_name == "segment_pop"
-    assert version.status in (VersionStatus.LIVE, VersionStatus.REJECTED), version.reason
-    if version.status == VersionStatus.LIVE:
-        assert versions.load(version).meta["segments"]
+    assert version.status == VersionStatus.LIVE, version.reason
+    m = version.metrics
+    assert m["candidate"]["hr@20"] == 1.0 and m["popularity"]["hr@20"] < 1.0
+    assert version.reason.startswith("hr@20 1.0000 beats popularity")
+    # the served model: a segment's own products come first, in either segment
+    loaded = versions.load(version)
+    assert loaded.meta["segments"] == ["One-offs", "Regulars"]
+    ids = np.asarray(loaded.product_ids)
+    for segment, own in ((1, theirs), (0, others)):
+        scores = loaded.model.score_batch([np.empty(0, dtype=np.int64)], {"segments": np.array([segment])})[0]
+        assert set(ids[np.argsort(-scores)[:15]]) == {p.pk for p in own}, segment
 
 
 @pytest.mark.django_db
@@ -309,9 +363,11 @@ def test_the_recurrent_blend_trains_with_either_cell(shop, settings, cell):
     pytest.importorskip("torch")
     small = {"epochs": 2, "embedding_dim": 16, "hidden_size": 16, "num_threads": 1, "n_negatives": 0}
     settings.RECOMMENDER = {
-        **LIGHT, "NEXT_ITEM_MODEL": "blend", "RNN_CELL": cell,
+        **LIGHT,
+        "NEXT_ITEM_MODEL": "blend",
+        "RNN_CELL": cell,
         "NEXT_ITEM_PARAMS": {"networks": 1, "component_params": {cell: small}},
-    }  # fmt: skip
+    }
     reports = []
     run = train_recommenders(AS_OF, [ModelKind.NEXT_ITEM], progress=lambda step, info: reports.append(info))
     version = run.versions.get()
@@ -328,14 +384,61 @@ def test_the_recurrent_blend_trains_with_either_cell(shop, settings, cell):
 
 
 @pytest.mark.django_db
-def test_command_prints_a_table_and_fails_loudly(shop, settings):
+def test_command_prints_a_table(shop, settings):
     settings.RECOMMENDER = LIGHT
     out = StringIO()
-    call_command("train_recommenders", "--as-of", AS_OF.date().isoformat(), "--models", "trending", "also_bought",
-                 "--no-progress", stdout=out)  # fmt: skip
+    call_command(
+        "train_recommenders",
+        "--as-of",
+        AS_OF.date().isoformat(),
+        "--models",
+        "trending",
+        "also_bought",
+        "--no-progress",
+        stdout=out,
+    )
     text = out.getvalue()
-    assert "| kind " in text and "| trending " in text and "| also_bought " in text
-    assert "beats popularity" in text
+    run = TrainingRun.objects.get()
+    assert text.startswith(f"Training run {run.pk}: Succeeded (data before 2026-06-01 00:00,")
+    assert re.search(r"^\| kind +\| model +\| status +\| cases +\| hr@20 +\| pop hr@20 ", text, re.M)
+    for kind, model in (("trending", "trending"), ("also_bought", "itemknn")):
+        version = run.versions.get(kind=kind)
+        cases = f"{version.metrics['n_cases']:,}"
+        hr = f"{100 * version.metrics['candidate']['hr@20']:.2f}"
+        assert re.search(rf"^\| {kind} +\| {model} +\| live +\| {cases} +\| {hr} +\|", text, re.M), text
+        assert f"{kind}: hr@20 " in text and "beats popularity" in text
+
+
+@pytest.mark.django_db
+def test_command_fails_loudly_when_a_kind_fails(shop, settings, monkeypatch):
+    """A kind whose training breaks: the table still shows every kind, then the command exits with an
+    error naming the run, the kind and the exception (a cron job or CI sees a non-zero exit)."""
+    settings.RECOMMENDER = LIGHT
+
+    def broken_fit(self, data, validation=None):
+        raise RuntimeError("killed mid-way")
+
+    monkeypatch.setattr(ItemKNNRecommender, "fit", broken_fit)
+    out = StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command(
+            "train_recommenders",
+            "--as-of",
+            AS_OF.date().isoformat(),
+            "--models",
+            "trending",
+            "also_bought",
+            "--no-progress",
+            stdout=out,
+        )
+    run = TrainingRun.objects.get()
+    assert str(failure.value) == f"training run {run.pk} failed:\nalso_bought: RuntimeError: killed mid-way"
+    text = out.getvalue()
+    assert text.startswith(f"Training run {run.pk}: Failed")
+    assert re.search(r"^\| trending +\| trending +\| live +\|", text, re.M), text
+    assert re.search(r"^\| also_bought +\| itemknn +\| failed +\| - +\|", text, re.M), text
+    assert "also_bought: RuntimeError: killed mid-way" in text
+    assert live(ModelKind.TRENDING) is not None and live(ModelKind.ALSO_BOUGHT) is None
 
 
 @pytest.mark.django_db

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 
-import numpy as np
 import pytest
 from django.urls import reverse
 from oscar.test.factories import UserFactory
 
 from segmentation import services
 from segmentation.charts import text_colour
-from segmentation.ml.rfm import quintile_scores
 from segmentation.models import CustomerSegment
+from segmentation.testing import make_order
 from tests.segmentation.services.test_clv_backtest_service import AS_OF, build_shop
 
 pytestmark = pytest.mark.django_db
@@ -45,25 +47,84 @@ def test_overview_shows_the_backtest_to_staff_only(client, run):
     assert "(GBP)" in page  # money says its currency
 
 
+#: the default rule table as its grid (segmentation/ml/rfm.py): per FM score, the segment for R = 1..5
+GRID = {
+    5: ("Can't lose them", "Can't lose them", "Loyal", "Loyal", "Champions"),
+    4: ("At risk", "At risk", "Loyal", "Loyal", "Champions"),
+    3: ("At risk", "At risk", "Need attention", "Potential loyalist", "Potential loyalist"),
+    2: ("Hibernating", "Hibernating", "About to sleep", "Potential loyalist", "Potential loyalist"),
+    1: ("Lost", "Hibernating", "About to sleep", "Promising", "New"),
+}
+
+
+def score_among(values: list, value, *, lower_is_better: bool = False) -> int:
+    """The 1-5 score of one more customer with ``value`` among customers with ``values``, by the
+    definition: the newcomer's rank among all ``n`` (1 = worst, ties share their average rank),
+    ``p = (rank - 1/2) / n``, score ``1 + floor(5 p)``."""
+    worse = sum(1 for v in values if (v > value if lower_is_better else v < value))
+    tied = sum(1 for v in values if v == value) + 1  # the newcomer joins its tie group
+    rank = worse + Fraction(tied + 1, 2)  # the average of the positions worse + 1 .. worse + tied
+    n = len(values) + 1
+    return min(5, 1 + math.floor(5 * (rank - Fraction(1, 2)) / n))
+
+
 def test_what_if_form_matches_the_runs_own_scores(client, run):
     client.force_login(UserFactory(is_staff=True))
     member = CustomerSegment.objects.filter(run=run).order_by("pk")[3]
-    # a customer identical to an existing one gets that customer's segment and cluster
+    # a customer identical to an existing one gets that customer's cluster
     r = client.get(
         reverse(OVERVIEW),
         {"wi_r": member.recency_days, "wi_f": member.frequency, "wi_m": str(member.monetary)},
     )
     result = r.context["what_if"]["result"]
-    rows = CustomerSegment.objects.filter(run=run)
-    for dim, field in (("r", "recency_days"), ("f", "frequency"), ("m", "monetary")):
-        values = np.array([float(getattr(m, field)) for m in rows] + [float(getattr(member, field))])
-        want = quintile_scores(values, higher_is_better=dim != "r")[-1]
-        assert result[f"{dim}_score"] == want
-    assert result["cluster"] == member.cluster
-    assert result["segment"] in (run.segment_counts or {}) or result["segment"] == "Unclassified"
-    assert "what-if-result" in r.content.decode()
+    rows = list(CustomerSegment.objects.filter(run=run))
+    want = {
+        "r_score": score_among([m.recency_days for m in rows], member.recency_days, lower_is_better=True),
+        "f_score": score_among([m.frequency for m in rows], member.frequency),
+        "m_score": score_among([m.monetary for m in rows], member.monetary),
+    }
+    assert {k: result[k] for k in want} == want
+    assert result["segment"] == GRID[(want["f_score"] + want["m_score"] + 1) // 2][want["r_score"] - 1]
+    assert result["cluster"] == member.cluster and result["customers"] == len(rows) == 60
+    assert (
+        f"Segment <strong>{result['segment']}</strong> (R {want['r_score']}, F {want['f_score']}, "
+        f"M {want['m_score']}, scored against the 60 customers" in r.content.decode()
+    )
     bad = client.get(reverse(OVERVIEW), {"wi_r": "-1", "wi_f": "x", "wi_m": "1"})
     assert bad.context["what_if"]["error"]
+
+
+def build_ten_customers() -> None:
+    """Ten customers whose scores are worked out by hand: customer ``i`` last ordered ``10 i + 5`` days
+    before AS_OF; customers 0-4 ordered once (spending 10-14), customers 5-9 ordered 2-6 times (20 each).
+
+    R (fewer days is better, ten distinct values): 5, 5, 4, 4, 3, 3, 2, 2, 1, 1 for customers 0..9.
+    F: the five single orders tie at mid-rank 3, p = 2.5 / 10, F = 2; 2..6 orders have ranks 6..10,
+    F = 3, 4, 4, 5, 5. No customer has F = 1.
+    """
+    for i in range(10):
+        user = UserFactory(email=f"ten{i}@example.com")
+        last = AS_OF - timedelta(days=10 * i + 5)
+        orders = 1 if i < 5 else i - 3
+        for j in range(orders):
+            placed = last - timedelta(days=7 * j)
+            make_order(user=user, total=10 + i if i < 5 else 20, placed=f"{placed.isoformat()}T12:00:00")
+
+
+def test_what_if_scores_worked_out_by_hand():
+    build_ten_customers()
+    run = services.run_segmentation(AS_OF)
+    rows = CustomerSegment.objects.filter(run=run).order_by("recency_days")
+    assert [m.recency_days for m in rows] == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    assert [m.monetary for m in rows] == [10, 11, 12, 13, 14, 40, 60, 80, 100, 120]
+    # 30 days: 7 customers are worse, rank 8 of 11, p = 7.5 / 11, R = 4; 3 orders: 6 worse, tied with
+    # one, ranks 7-8, p = 7 / 11, F = 4; 70 spent: 7 worse, rank 8, M = 4; FM 4 with R 4 is "Loyal"
+    result = services.what_if(run, 30, 3, Decimal("70"))
+    assert (result["r_score"], result["f_score"], result["m_score"], result["segment"]) == (4, 4, 4, "Loyal")
+    # 100 days: worst of 11, R = 1; one order: tied with five, ranks 1-6, p = 3 / 11, F = 2; 12 spent:
+    # 2 worse, tied with one, ranks 3-4, p = 3 / 11, M = 2; FM 2 with R 1 is "Hibernating"
+    result = services.what_if(run, 100, 1, Decimal("12"))
+    assert (result["r_score"], result["f_score"], result["m_score"], result["segment"]) == (1, 2, 2, "Hibernating")
 
 
 def test_what_if_by_hand(run):
@@ -75,12 +136,25 @@ def test_what_if_by_hand(run):
     assert best["segment"] == "Champions"
 
 
-def test_heat_map_text_is_readable_and_empty_columns_are_explained(run):
+def test_heat_map_text_is_readable_and_empty_columns_are_explained(client):
     assert text_colour(90, 100) == "white" and text_colour(10, 100) == "black"
-    heat = np.array(run.summary["heatmap_rf"])
-    empty_f = [f + 1 for f in range(5) if heat[:, f].sum() == 0]
-    notes = [n for n in run.summary["heatmap_notes"] if n.startswith("No customer has F")]
-    assert len(notes) == len(empty_f)
+    build_ten_customers()
+    run = services.run_segmentation(AS_OF)
+    # rows R 1..5, columns F 1..5 (see build_ten_customers): the F = 1 column is empty
+    assert run.summary["heatmap_rf"] == [
+        [0, 0, 0, 0, 2],
+        [0, 0, 0, 2, 0],
+        [0, 1, 1, 0, 0],
+        [0, 2, 0, 0, 0],
+        [0, 2, 0, 0, 0],
+    ]
+    note = (
+        "No customer has F = 1: 5 of 10 customers (50 %) have the same number of orders (1), "
+        "and tied customers share one score (F = 2)."
+    )
+    assert run.summary["heatmap_notes"] == [note]  # R has ten distinct values: no R note
+    client.force_login(UserFactory(is_staff=True))
+    assert f'<p class="small text-muted mb-1">{note}</p>' in client.get(reverse(OVERVIEW)).content.decode()
 
 
 def test_forecast_disagreements():

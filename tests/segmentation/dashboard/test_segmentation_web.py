@@ -79,11 +79,42 @@ def test_segment_csv_export(staff, runs):
     assert len(lines) == 1 + second.segment_counts[seg]
 
 
-def test_create_offer_from_dashboard(staff, runs):
+def test_create_offer_from_dashboard(staff, admin_client, runs):
+    """The button makes an ordinary Oscar Site offer: a segment condition targeting the segment, a
+    percentage benefit on the all-products range, shopper-facing texts that do not name the segment."""
+    from decimal import Decimal
+
+    from oscar.core.loading import get_model
+
+    from segmentation.models import SegmentTarget
+    from segmentation.offers import segment_condition_path
+
+    ConditionalOffer = get_model("offer", "ConditionalOffer")
+    Benefit = get_model("offer", "Benefit")
     r = staff.post(
         reverse("segmentation_dashboard:segmentation-create-offer"), {"segment": "Champions", "percent": "15"}
     )
-    assert r.status_code == 302 and "/dashboard/offers/" in r["Location"]
+    offer = ConditionalOffer.objects.get()
+    assert r.status_code == 302 and r["Location"] == reverse("dashboard:offer-detail", kwargs={"pk": offer.pk})
+    assert (offer.name, offer.description) == ("15% off, just for you", "A thank-you for shopping with us: 15% off.")
+    assert offer.offer_type == ConditionalOffer.SITE and offer.exclusive and offer.is_available()
+    condition, benefit = offer.condition, offer.benefit
+    assert condition.proxy_class == segment_condition_path()
+    targets = SegmentTarget.objects.filter(condition=condition).values_list(
+        "segment", "shopper_name", "shopper_description"
+    )
+    assert list(targets) == [("Champions", "15% off, just for you", "A thank-you for shopping with us: 15% off.")]
+    assert (benefit.type, benefit.value) == (Benefit.PERCENTAGE, Decimal("15.00"))
+    assert benefit.range_id == condition.range_id
+    assert condition.range.name == "All products (segment offers)" and condition.range.includes_all_products
+    from django.contrib.messages import get_messages
+
+    shown = [str(m) for m in get_messages(r.wsgi_request)]
+    assert shown == ['Created the offer "15% off, just for you". Review or edit it here.']
+    # Oscar's own offer page shows the condition by its segment (staff only see the segment's name)
+    page = admin_client.get(r["Location"]).content.decode()
+    assert "<td>Customer is in segment 'Champions'</td>" in page
+    assert "<td>15.00% discount on All products (segment offers)</td>" in page
 
 
 def test_non_staff_and_anonymous_are_kept_out(client, runs):
@@ -124,16 +155,48 @@ def test_staff_api(staff, runs):
 
 
 def test_admin_pages_and_csv_action(admin_client, runs):
-    _users, _first, second = runs
-    assert admin_client.get(reverse("admin:segmentation_segmentationrun_changelist")).status_code == 200
+    from html import escape
+
+    _users, first, second = runs
+    r = admin_client.get(reverse("admin:segmentation_segmentationrun_changelist"))
+    assert r.status_code == 200
+    assert [run.pk for run in r.context["cl"].result_list] == [second.pk, first.pk]  # newest first
+    page = r.content.decode()
+    for run in (first, second):
+        assert reverse("admin:segmentation_segmentationrun_change", args=[run.pk]) in page
+    # the churn-risk filter lists exactly the members at risk (of both runs), each by their e-mail
+    risky = list(CustomerSegment.objects.filter(run=first).order_by("pk").values_list("pk", flat=True)[:2])
+    risky += CustomerSegment.objects.filter(run=second).order_by("-pk").values_list("pk", flat=True)[:3]
+    CustomerSegment.objects.update(churn_risk=False)
+    CustomerSegment.objects.filter(pk__in=risky).update(churn_risk=True)
+    at_risk = CustomerSegment.objects.filter(churn_risk=True)
     r = admin_client.get(reverse("admin:segmentation_customersegment_changelist") + "?churn_risk__exact=1")
     assert r.status_code == 200
-    ids = list(CustomerSegment.objects.filter(run=second).values_list("pk", flat=True)[:5])
+    assert sorted(m.pk for m in r.context["cl"].result_list) == sorted(risky)
+    page = r.content.decode()
+    for m in at_risk:
+        assert escape(m.customer_label) in page
+    chosen = list(CustomerSegment.objects.filter(run=second).order_by("pk")[:5])
     r = admin_client.post(
         reverse("admin:segmentation_customersegment_changelist"),
-        {"action": "export_csv", "_selected_action": ids},
+        {"action": "export_csv", "_selected_action": [m.pk for m in chosen]},
     )
-    assert r.status_code == 200 and len(b"".join(r.streaming_content).splitlines()) == 6
+    assert r.status_code == 200
+    lines = b"".join(r.streaming_content).decode().splitlines()
+    assert lines[0].startswith("run,as_of,user_id,email,guest_email,segment,")
+    rows = sorted(line.split(",")[:6] for line in lines[1:])
+    want = [
+        [
+            str(second.pk),
+            second.as_of.isoformat(),
+            str(m.user_id or ""),
+            m.user.email if m.user_id else "",
+            "",
+            m.segment,
+        ]
+        for m in chosen
+    ]
+    assert rows == sorted(want)
 
 
 def test_customer_row_for_oscars_customer_page(runs):

@@ -1,1 +1,1 @@
-"""Tests of ``shop.importers``: the Online Retail reader, writer and command."""
+"""Tests of the order-history importer (``personalization_core.order_history``) and its commands."""

@@ -1,7 +1,7 @@
 """The Online Retail reader needs no Django: no settings, no app registry, no database.
 
-``shop/importers/online_retail/reader.py`` (and the record, result and sample modules
-it shares with the writer) import neither Django nor Oscar, and reading, cleaning and
+``personalization_core/order_history/reader.py`` (and the format, record, result and sample
+modules it shares with the writer) import neither Django nor Oscar, and reading, cleaning and
 tabulating a file in a fresh interpreter leaves Django unconfigured.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-PACKAGE = REPO / "shop" / "importers" / "online_retail"
-NO_DJANGO = ("reader", "records", "result", "sample")
+PACKAGE = REPO / "personalization_core" / "order_history"
+NO_DJANGO = ("formats", "reader", "records", "result", "sample")
 
 LINES = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country,Remark
 536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850,United Kingdom,x
@@ -28,11 +28,11 @@ C536379,D,Discount,-1,12/1/2010 9:41,27.50,14527,United Kingdom,x
 
 SCRIPT = """
 import json, sys
-from shop.importers.online_retail import reader
-from shop.importers.online_retail.records import InvoiceRow, ProductRow, rows_of
+from personalization_core.order_history import ONLINE_RETAIL, reader
+from personalization_core.order_history.records import InvoiceRow, ProductRow, rows_of
 
-frame, unknown = reader.read_online_retail(sys.argv[1])
-lines = reader.normalize(frame)
+frame, unknown = reader.read_order_lines(sys.argv[1], ONLINE_RETAIL)
+lines = reader.normalize(frame, fmt=ONLINE_RETAIL)
 valid = lines[lines["reason"] == ""]
 invoices = [row[:1] + row[2:] for row in rows_of(reader.invoice_table(valid), InvoiceRow)]
 products = list(rows_of(reader.product_table(valid), ProductRow))
@@ -62,7 +62,7 @@ def test_reader_side_modules_import_neither_django_nor_oscar() -> None:
     for name in NO_DJANGO:
         imported = _imported_modules(PACKAGE / f"{name}.py")
         assert not {m for m in imported if m.split(".")[0] in {"django", "oscar"}}, name
-        own = {m.rsplit(".", 1)[-1] for m in imported if m.startswith("shop.")}
+        own = {m.rsplit(".", 1)[-1] for m in imported if m.startswith("personalization_core.")}
         assert own <= set(NO_DJANGO), (name, own)
 
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oscar.core.loading import get_model
 
-from shop.importers.online_retail import OnlineRetailError, normalize, read_online_retail, reader
+from personalization_core.order_history import ONLINE_RETAIL, OrderHistoryError, normalize, read_order_lines, reader
 
 Order = get_model("order", "Order")
 Line = get_model("order", "Line")
@@ -162,9 +162,9 @@ def test_parquet_text_is_utf8_by_its_format(db: None, tmp_path: Path) -> None:
 
 
 def test_the_limits_are_read_from_oscars_models() -> None:
-    from shop.importers.online_retail import OnlineRetailWriter
+    from personalization_core.order_history import OrderHistoryWriter
 
-    limits = OnlineRetailWriter().column_limits()
+    limits = OrderHistoryWriter().column_limits()
     assert limits == reader.ColumnLimits(
         invoice=Order._meta.get_field("number").max_length,  # 128 (the guest e-mail leaves 232)
         stock=Product._meta.get_field("upc").max_length,  # 64 (partner_sku and Line.upc: 128)
@@ -269,7 +269,7 @@ def test_any_description_is_read_exactly_or_refused_with_the_importers_error(
     # any text, written properly quoted, is read back exactly (stripped) with the right reason
     path = folder / "text.csv"
     path.write_bytes(_csv(text))
-    lines = normalize(read_online_retail(path)[0], limits)
+    lines = normalize(read_order_lines(path, ONLINE_RETAIL)[0], limits, ONLINE_RETAIL)
     assert list(lines["line"]) == [2]  # the line the record starts on, whatever newlines it holds
     description = text.strip()
     assert lines["description"].iloc[0] == description
@@ -280,8 +280,8 @@ def test_any_description_is_read_exactly_or_refused_with_the_importers_error(
         assert reason == "description longer than its database column"
     else:
         assert reason == ""
-    # raw bytes spliced in unquoted: read, or refused with OnlineRetailError, nothing else
+    # raw bytes spliced in unquoted: read, or refused with OrderHistoryError, nothing else
     path = folder / "junk.csv"
     path.write_bytes(HEADER + line(b"A" + junk + b"B"))
-    with contextlib.suppress(OnlineRetailError):
-        normalize(read_online_retail(path)[0], limits)
+    with contextlib.suppress(OrderHistoryError):
+        normalize(read_order_lines(path, ONLINE_RETAIL)[0], limits, ONLINE_RETAIL)
