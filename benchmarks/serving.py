@@ -13,7 +13,10 @@ import, a million views, live models) with Redis as the cache (``REDIS_URL``, de
    products, with the cards cached as in a running shop;
 3. the "for you" model's scoring of one history over the whole catalogue, one thread (the histories of
    1,000 people of the shop, and 1,000 random ones);
-4. queries per page with and without blocks.
+4. queries per page with and without blocks;
+5. what measuring the blocks costs a page: the product page with its three blocks, recording
+   impressions (one insert per page) and the click its link carries, vs the same pages with
+   ``IMPRESSIONS_ENABLED`` off, interleaved (parts 1-4 run with it off, so they measure serving).
 
     .venv/bin/python benchmarks/serving.py [--requests 1000]
 """
@@ -82,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     def switch(on: bool) -> None:
         app_settings.as_dict()["SERVING_ENABLED"] = on
 
+    def measure(on: bool) -> None:
+        app_settings.as_dict()["IMPRESSIONS_ENABLED"] = on
+
+    measure(False)
+
     client = Client(HTTP_USER_AGENT=UA)
     for pid in rng.choice(products, 5, replace=False):  # a visitor with a history
         client.get(Product.objects.get(pk=pid).get_absolute_url())
@@ -136,11 +144,34 @@ def main(argv: list[str] | None = None) -> int:
         queries["home_with" if on else "home_without"] = len(connection.queries)
     settings.DEBUG = False
     switch(True)
+    # 5. measuring: the product pages again, reached through a block's link (a click to record),
+    # with impressions and clicks recorded or not
+    import re
+
+    measure(True)
+    html = client.get(urls[0]).content.decode()
+    links = [link.replace("&amp;", "&") for link in re.findall(r'href="([^"]*\?rec=[^"]+)"', html)]
+    measured: dict[str, list[float]] = {"measured_with": [], "measured_without": []}
+    for n in range(args.requests):
+        url = links[n % len(links)] if links else urls[n % len(urls)]
+        for on in (True, False) if n % 2 else (False, True):
+            measure(on)
+            t = time.perf_counter()
+            response = client.get(url, {"b": n})
+            measured["measured_with" if on else "measured_without"].append(time.perf_counter() - t)
+            assert response.status_code == 200
+    measure(False)
+    Impression = get_model("recommender", "Impression")
+    Click = get_model("recommender", "Click")
+    recorded = {"impressions": Impression.objects.count(), "clicks": Click.objects.count()}
+    Impression.objects.all().delete()
+    Click.objects.all().delete()
     # 3. scoring one history, one thread: real shop histories and random ones
     from benchmarks.train_in_shop import scoring_latency
 
     scoring = scoring_latency(k=40)
-    result: dict[str, Any] = {k: _stats(v) for k, v in {**timings, **catalogue}.items()}
+    result: dict[str, Any] = {k: _stats(v) for k, v in {**timings, **catalogue, **measured}.items()}
+    result["recorded"] = recorded
     result["scoring"] = scoring
     result["queries"] = queries
     result["requests"] = args.requests
@@ -150,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ("product", "product page (3 blocks, warm)"),
         ("home_cold", "catalogue right after a view (for you + trending), cold cards"),
         ("home", "catalogue right after a view (for you + trending), cards cached"),
+        ("measured", "product page through a block's link: impressions and click recorded vs not"),
     ):
         w, wo = result[f"{page}_with"], result[f"{page}_without"]
         counted = queries.get(f"{page}_with"), queries.get(f"{page}_without")
@@ -158,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{w['p50_ms'] - wo['p50_ms']:+.1f} / {w['p95_ms'] - wo['p95_ms']:+.1f} | "
             f"{' / '.join('-' if c is None else str(c) for c in counted)} |"
         )
+    print(f"\nrecorded while measuring: {recorded['impressions']:,} impressions, {recorded['clicks']:,} clicks")
     s = result["scoring"]
     print(
         f"\n'for you' scoring of one history over {s['items']:,} items ({s['model']}, one thread): "

@@ -16,7 +16,7 @@ What it gives, by setting (the README's "Installing into an existing Oscar shop"
 * ``INSTALLED_APPS``: Django REST framework, drf-spectacular and the four apps, after Oscar's;
 * ``MIDDLEWARE``: ``recommender.middleware.VisitorMiddleware``, last;
 * ``TEMPLATES``: the ``request`` context processor (Oscar needs it too);
-* ``OSCAR_DASHBOARD_NAVIGATION``: "Customer segments" and "Recommendation models";
+* ``OSCAR_DASHBOARD_NAVIGATION``: "Customer segments", "Recommendation models" and "Recommendation report";
 * ``REST_FRAMEWORK``: the OpenAPI schema class and the recommendations API's throttle rates;
 * ``SESSION_COOKIE_SECURE`` and ``CSRF_COOKIE_SECURE``: ``not DEBUG``;
 * ``LOGGING``: every 500 once to stderr with its traceback and the request's id;
@@ -52,6 +52,11 @@ CONTEXT_PROCESSOR = "django.template.context_processors.request"
 DASHBOARD_NAVIGATION = (
     {"label": "Customer segments", "icon": "fas fa-users", "url_name": "segmentation_dashboard:segmentation-overview"},
     {"label": "Recommendation models", "icon": "fas fa-magic", "url_name": "recommender_dashboard:recommender-models"},
+    {
+        "label": "Recommendation report",
+        "icon": "fas fa-chart-line",
+        "url_name": "recommender_dashboard:recommender-report",
+    },
 )
 #: the recommendations API: per visitor (user, else visitor cookie, else address) and per address
 THROTTLE_RATES = {"recommendations": "120/min", "recommendations_address": "600/min"}
@@ -226,7 +231,7 @@ def _with_request_processor(templates: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def _with_navigation(navigation: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Oscar's dashboard menu with our two pages, unless an entry (or a child of one) already links to each."""
+    """Oscar's dashboard menu with our pages, unless an entry (or a child of one) already links to each."""
 
     def url_names(entries: list[dict[str, Any]]) -> set[str]:
         return {e.get("url_name", "") for e in entries} | {n for e in entries for n in url_names(e.get("children", []))}

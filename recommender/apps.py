@@ -13,6 +13,7 @@ class RecommenderConfig(OscarConfig):
 
     def ready(self) -> None:
         from recommender import checks, receivers
+        from recommender.measurement import checks as measurement_checks
         from recommender.serving import checks as serving_checks
         from recommender.serving import generations
 
@@ -20,6 +21,7 @@ class RecommenderConfig(OscarConfig):
         receivers.connect()
         generations.connect()
         serving_checks.register()
+        measurement_checks.register()
         if apps.is_installed("django.contrib.admin"):
             from recommender.admin import add_personal_data_actions
 

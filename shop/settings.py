@@ -242,6 +242,11 @@ OSCAR_DASHBOARD_NAVIGATION = [
         "icon": "fas fa-magic",
         "url_name": "recommender_dashboard:recommender-models",
     },
+    {
+        "label": "Recommendation report",
+        "icon": "fas fa-chart-line",
+        "url_name": "recommender_dashboard:recommender-report",
+    },
 ]
 
 # -- the APIs: an OpenAPI schema (drf-spectacular) and a rate limit for anonymous callers

@@ -2,7 +2,8 @@
 
 ``GET /api/recommendations/<placement>/?product=ID&limit=N``: the same service as the template
 tags, for the visitor of this request (session user, else the visitor cookie); no parameter
-names another person. ``GET /api/recommendations/preview/<user_id>/<placement>/`` is staff only.
+names another person. ``GET /api/recommendations/preview/<user_id>/<placement>/`` is staff only,
+and so is ``GET /api/recommendations/report/?start=&end=&experiment=&uplift=`` (what the blocks earn).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from personalization_core.fields import StrictIntegerField
+from recommender.api.report_serializers import Report as ReportOut
+from recommender.api.report_serializers import ReportQuery
 from recommender.api.serializers import BlockSerializer
 from recommender.serving import service
 from recommender.serving.blocks import Visitor, visitor_of
@@ -121,7 +124,11 @@ class _Query(serializers.Serializer):
     limit = StrictIntegerField(required=False, max_value=50)
 
 
-def _block(request: Request, placement: str, visitor: Visitor, basket_ids: set[int] | None = None) -> Response:
+def _block(
+    request: Request, placement: str, visitor: Visitor | None = None, basket_ids: set[int] | None = None
+) -> Response:
+    """The block for the request's own visitor (``visitor`` None: measured like a page's blocks), or
+    for another person's (a staff preview: not measured)."""
     placements = service.placements()
     if placement not in placements:
         raise NotFound(f"unknown placement; choose from {', '.join(placements)}")
@@ -135,7 +142,7 @@ def _block(request: Request, placement: str, visitor: Visitor, basket_ids: set[i
         if product is None:
             raise NotFound("no such product")
     django_request = request._request
-    strategy = service.strategy_for(django_request, visitor)
+    strategy = service.strategy_for(django_request, visitor or visitor_of(django_request))
     limit = query.validated_data.get("limit")
     block = service.recommend(
         django_request,
@@ -155,7 +162,7 @@ class RecommendationsView(APIView):
 
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_for_visitor")
     def get(self, request: Request, placement: str) -> Response:
-        return _block(request, placement, visitor_of(request._request))
+        return _block(request, placement)
 
 
 class PreviewView(APIView):
@@ -167,3 +174,66 @@ class PreviewView(APIView):
     def get(self, request: Request, user_id: int, placement: str) -> Any:
         user = get_object_or_404(get_user_model(), pk=user_id)
         return _block(request, placement, Visitor(user, ""), open_basket_product_ids(user))
+
+
+class _Click(serializers.Serializer):
+    attribution = serializers.CharField(max_length=1000, help_text="a result's `attribution` token")
+    product = StrictIntegerField(help_text="the product clicked (the result's `id`)")
+
+
+class ClickView(APIView):
+    """A headless front end reports a click on a recommended product (a product page of the shop
+    reached through a result's `url` records it by itself). The token is signed for the visitor it
+    was made for: another visitor's, a forged or an expired one is ignored."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [RecommendationAddressThrottle, RecommendationThrottle]
+
+    @extend_schema(request=_Click, responses={204: None}, operation_id="recommendation_click")
+    def post(self, request: Request) -> Response:
+        from recommender.measurement.capture import record_click
+
+        body = _Click(data=request.data)
+        if not body.is_valid():
+            raise ValidationError(body.errors)
+        Product = get_model("catalogue", "Product")
+        product = Product.objects.filter(pk=body.validated_data["product"]).first()
+        if product is None:
+            raise NotFound("no such product")
+        django_request = request._request
+        record_click(django_request, product, body.validated_data["attribution"], visitor_of(django_request))
+        return Response(status=204)
+
+
+class ReportView(APIView):
+    """Staff only: what the recommendation blocks earn, the figures of the dashboard's report page
+    (per placement and arm, per day, per arm with treatment against control)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(parameters=[ReportQuery], responses=ReportOut, operation_id="recommendations_report")
+    def get(self, request: Request) -> Response:
+        from recommender.measurement import report
+
+        query = ReportQuery(data=request.query_params)
+        if not query.is_valid():
+            raise ValidationError(query.errors)
+        q = query.validated_data
+        experiment: Any = report.RUNNING
+        if "experiment" in q:
+            raw = q["experiment"].strip().lower()
+            if raw in ("", "none"):
+                experiment = None
+            elif raw.isascii() and raw.isdigit():
+                Experiment = get_model("recommender", "Experiment")
+                experiment = Experiment.objects.filter(pk=int(raw)).first()
+                if experiment is None:
+                    raise NotFound("no such experiment")
+            else:
+                raise ValidationError({"experiment": ["an experiment's id, empty or `none`"]})
+        uplift = q["uplift"] / 100 if "uplift" in q else None
+        try:
+            flt = report.make_filter(q.get("start"), q.get("end"), experiment, uplift)
+        except ValueError as exc:
+            raise ValidationError({"end": [str(exc)]}) from exc
+        return Response(ReportOut(report.report(flt)).data)

@@ -4,7 +4,7 @@ from oscar.core.application import OscarDashboardConfig
 
 
 class RecommenderDashboardConfig(OscarDashboardConfig):
-    """Staff pages for the recommendation models (``/dashboard/recommendations/``).
+    """Staff pages for the recommendation models and what they earn (``/dashboard/recommendations/``).
 
     Include ``recommender.urls`` in the project's ``urls.py`` (see README).
     """
@@ -23,5 +23,8 @@ class RecommenderDashboardConfig(OscarDashboardConfig):
             path("models/<int:pk>/promote/", views.PromoteView.as_view(), name="recommender-promote"),
             path("models/<int:pk>/retire/", views.RetireView.as_view(), name="recommender-retire"),
             path("models/train/", views.TrainView.as_view(), name="recommender-train"),
+            path("report/", views.ReportView.as_view(), name="recommender-report"),
+            path("report/start/", views.StartExperimentView.as_view(), name="recommender-experiment-start"),
+            path("report/end/", views.EndExperimentView.as_view(), name="recommender-experiment-end"),
         ]
         return self.post_process_urls(urls)

@@ -12,6 +12,9 @@ A :class:`Person` is everything the apps can tie to one human:
 
 * their events (``recommender.Event``): by account, by visitor id (anonymous ones), and the events
   of their orders (purchases and status changes of guest orders carry no account);
+* the blocks they were shown, their clicks on recommendations, their place in experiments and the
+  attribution of their order lines to recommendations (``Impression``, ``Click``, ``Exposure``,
+  ``AttributedLine``);
 * their segment memberships in every segmentation run, history included (when ``segmentation`` is
   installed: this module reaches it through the app registry, never a module-level import, so the
   import direction stays ``segmentation`` -> ``recommender``);
@@ -210,6 +213,7 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
     counts = {"accounts": len(person.user_ids), "visitor_ids": len(person.visitor_ids)}
     with transaction.atomic(using=using):
         counts["events"] = Event._default_manager.using(using).filter(_events_q(person)).delete()[0]
+        counts |= _erase_measurement(person, using)
         memberships = _memberships(person, using)
         counts["segment_memberships"] = memberships.delete()[0] if memberships is not None else 0
         erased = ErasedOrder._default_manager.using(using)
@@ -222,6 +226,32 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
         transaction.on_commit(lambda: _forget_cached(person, using), using=using)
     # no identifier in the log: the label may hold an e-mail address
     logger.info("personal data erased: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def _shopper_q(person: Person) -> Q:
+    """Rows of measurement tables that are the person's: by account, or by anonymous visitor id."""
+    q = Q(pk__in=[])
+    if person.user_ids:
+        q |= Q(user_id__in=person.user_ids)
+    if person.visitor_ids:
+        q |= Q(user__isnull=True, visitor_id__in=person.visitor_ids)
+    return q
+
+
+def _erase_measurement(person: Person, using: str) -> dict[str, int]:
+    """Delete the blocks shown to the person, their clicks, exposures and attributed lines."""
+    counts = {}
+    for name, key in (("Impression", "impressions"), ("Click", "clicks")):
+        model = get_model("recommender", name)
+        counts[key] = model._default_manager.using(using).filter(_shopper_q(person)).delete()[0]
+    Exposure = get_model("recommender", "Exposure")
+    counts["experiment_exposures"] = (
+        Exposure._default_manager.using(using).filter(person__in=person.visitor_keys).delete()[0]
+    )
+    AttributedLine = get_model("recommender", "AttributedLine")
+    attributed = AttributedLine._default_manager.using(using).filter(line__order_id__in=person.order_ids)
+    counts["attributed_lines"] = attributed.delete()[0]
     return counts
 
 
@@ -259,6 +289,7 @@ def export(person: Person, using: str = "default") -> dict[str, Any]:
         "orders": _export_orders(person, using),
         "segments": _export_segments(person, using),
         "recommendations": _export_recommendations(person, using),
+        "measurement": _export_measurement(person, using),
     }
 
 
@@ -298,6 +329,29 @@ def _export_events(person: Person, using: str) -> list[dict[str, Any]]:
         row["event_id"] = str(row["event_id"])
         row["product_title"] = row.pop("product__title")
         out.append({k: _json(v) for k, v in row.items()})
+    return out
+
+
+def _export_measurement(person: Person, using: str) -> dict[str, list[dict[str, Any]]]:
+    """The blocks shown to the person, their clicks, their arm in each experiment, and which of
+    their order lines were attributed to a recommendation."""
+    models = {n: get_model("recommender", n) for n in ("Impression", "Click", "Exposure", "AttributedLine")}
+    fields = {
+        "Impression": ("impression_id", "created", "placement", "arm", "product_ids", "rungs", "version_ids"),
+        "Click": ("impression_id", "created", "placement", "position", "rung", "product_id", "arm"),
+        "Exposure": ("experiment__name", "arm", "first_seen", "orders", "revenue"),
+        "AttributedLine": ("line__order__number", "line__product_id", "placement", "arm", "quantity", "revenue"),
+    }
+    filters = {
+        "Impression": _shopper_q(person),
+        "Click": _shopper_q(person),
+        "Exposure": Q(person__in=person.visitor_keys),
+        "AttributedLine": Q(line__order_id__in=person.order_ids),
+    }
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, model in models.items():
+        rows = model._default_manager.using(using).filter(filters[name]).order_by("pk").values(*fields[name])
+        out[name.lower()] = [{k: _json(str(v) if k == "impression_id" else v) for k, v in r.items()} for r in rows]
     return out
 
 

@@ -50,7 +50,11 @@ def test_a_plain_oscar_project_gets_everything(monkeypatch):
     processors = settings["TEMPLATES"][0]["OPTIONS"]["context_processors"]
     assert processors == ["django.template.context_processors.request", "django.contrib.auth.context_processors.auth"]
     urls = [entry.get("url_name") for entry in settings["OSCAR_DASHBOARD_NAVIGATION"]]
-    assert urls[-2:] == ["segmentation_dashboard:segmentation-overview", "recommender_dashboard:recommender-models"]
+    assert urls[-3:] == [
+        "segmentation_dashboard:segmentation-overview",
+        "recommender_dashboard:recommender-models",
+        "recommender_dashboard:recommender-report",
+    ]
     assert settings["REST_FRAMEWORK"] == {
         "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
         "DEFAULT_THROTTLE_RATES": {"recommendations": "120/min", "recommendations_address": "600/min"},
@@ -75,7 +79,7 @@ def test_a_plain_oscar_project_gets_everything(monkeypatch):
     }
     assert {"INSTALLED_APPS", "CACHES", "CELERY_BEAT_SCHEDULE", "LOGGING"} <= set(changed)
     # Oscar's own defaults are never changed in place
-    assert len(OSCAR_DASHBOARD_NAVIGATION) == len(urls) - 2
+    assert len(OSCAR_DASHBOARD_NAVIGATION) == len(urls) - 3
 
 
 def test_a_second_call_changes_nothing():

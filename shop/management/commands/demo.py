@@ -61,6 +61,14 @@ class Command(BaseCommand):
                 self.step(f"Running {name}" + (f" as of {as_of}" if as_of else ""))
                 call_command(name, *(["--as-of", as_of] if as_of else []), stdout=self.stdout, stderr=self.stderr)
 
+        from recommender.measurement.assignment import running_experiment, start_experiment
+
+        if running_experiment() is None:
+            # the report page (/dashboard/recommendations/report/) then compares the arms of the
+            # demo's own browsing: 10 % of its visitors see best sellers in the blocks
+            self.step("Starting an A/B experiment of the recommendations against best sellers")
+            start_experiment("demo")
+
         password = self.reset_admin_password()
         self.stdout.write(
             self.style.SUCCESS(

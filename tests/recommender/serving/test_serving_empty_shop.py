@@ -6,7 +6,7 @@ from django.core.cache import cache
 
 from recommender.serving.rungs import BEST_SELLERS_KEY
 from tests.helpers import browser
-from tests.recommender.services.test_serving import CATALOGUE, block_titles
+from tests.recommender.serving.test_serving import CATALOGUE, block_titles
 
 
 def test_an_empty_shop_renders_its_pages(db, settings, tmp_path):
