@@ -49,7 +49,7 @@ def recording(request: Any) -> bool:
 
 def note_block(request: Any, block: Block, visitor: Visitor, impression_id: uuid.UUID) -> None:
     """Remember a block filled for this request's page (written by :func:`flush`)."""
-    if not block.items:
+    if not block.items or not visitor.key:
         return
     experiment, arm = arm_of(visitor, request_memo(request))
     request_memo(request).setdefault(MEMO_KEY, []).append(
@@ -105,7 +105,7 @@ def session_digest(request: Any) -> str:
 
 def record_click(request: Any, product: Any, token: str, visitor: Visitor) -> bool:
     """Record the click a signed token describes, if it was made for this visitor and this product."""
-    if not recording(request) or not token:
+    if not recording(request) or not token or not visitor.key:
         return False
     data = get_class("recommender_serving.tokens", "ClickTokens")().read(token, visitor)
     pid = product.parent_id or product.pk
