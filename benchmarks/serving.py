@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         for on in (True, False) if n % 2 else (False, True):
             measure(on)
             t = time.perf_counter()
-            response = client.get(url, {"b": n})
+            response = client.get(f"{url}&b={n}")  # (a data argument would replace the link's query)
             measured["measured_with" if on else "measured_without"].append(time.perf_counter() - t)
             assert response.status_code == 200
     measure(False)
