@@ -191,8 +191,9 @@ def record(events: Iterable[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def insert(model: Any, rows: list[Any], what: str) -> bool:
-    """Insert ``rows`` of ``model`` in one statement, ignoring duplicates of a unique key; False (and
+def insert(model: Any, rows: list[Any], what: str, *more: tuple[Any, list[Any]]) -> bool:
+    """Insert ``rows`` of ``model`` in one statement (and the ``(model, rows)`` pairs of ``more``, one
+    statement each, in the same transaction), ignoring duplicates of a unique key; False (and
     logged) on failure, never raised. Inside a savepoint, so the caller's transaction (the checkout)
     stays usable; outside any transaction on PostgreSQL, with ``EVENT_ASYNC_COMMIT``, without
     waiting for the WAL flush (about 3 ms on a plain disk: a server crash may lose the last moments
@@ -206,7 +207,9 @@ def insert(model: Any, rows: list[Any], what: str) -> bool:
             if async_commit:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            model._default_manager.bulk_create(rows, ignore_conflicts=True)
+            for each_model, each_rows in ((model, rows), *more):
+                if each_rows:
+                    each_model._default_manager.bulk_create(each_rows, ignore_conflicts=True)
     except (DatabaseError, ValueError, TypeError):
         logger.exception("recommender: could not record %d %s row(s)", len(rows), what)
         return False

@@ -40,6 +40,7 @@ from recommender.tracking import insert, should_track
 logger = logging.getLogger(__name__)
 
 MEMO_KEY = "impressions"
+CLICKS_KEY = "clicks"
 
 
 def recording(request: Any) -> bool:
@@ -68,13 +69,17 @@ def note_block(request: Any, block: Block, visitor: Visitor, impression_id: uuid
 
 
 def flush(request: Any) -> int:
-    """Write the blocks this request showed, in one insert (and the person's first exposure to the
-    running experiment); the number written."""
-    noted = request_memo(request).pop(MEMO_KEY, None)
-    if not noted or not recording(request):
+    """Write the blocks this request showed in one insert, and the click that brought the shopper
+    here, in one transaction (and the person's first exposure to the running experiment); the
+    number of blocks written."""
+    memo = request_memo(request)
+    noted, clicks = memo.pop(MEMO_KEY, None) or [], memo.pop(CLICKS_KEY, None) or []
+    if not (noted or clicks) or not recording(request):
         return 0
     Impression = get_model("recommender", "Impression")
-    if not insert(Impression, [Impression(**fields) for fields in noted], "impression"):
+    Click = get_model("recommender", "Click")
+    impressions = [Impression(**fields) for fields in noted]
+    if not insert(Impression, impressions, "impression", (Click, clicks)) or not noted:
         return 0
     first = noted[0]
     if first["experiment"] is not None:
@@ -104,7 +109,8 @@ def session_digest(request: Any) -> str:
 
 
 def record_click(request: Any, product: Any, token: str, visitor: Visitor) -> bool:
-    """Record the click a signed token describes, if it was made for this visitor and this product."""
+    """Note the click a signed token describes, if it was made for this visitor and this product; it is
+    written with the page's impressions (:func:`flush`, after the response)."""
     if not recording(request) or not token or not visitor.key:
         return False
     data = get_class("recommender_serving.tokens", "ClickTokens")().read(token, visitor)
@@ -130,7 +136,8 @@ def record_click(request: Any, product: Any, token: str, visitor: Visitor) -> bo
         visitor_id="" if visitor.user is not None else visitor.visitor_id,
         session=session_digest(request),
     )
-    return insert(Click, [click], "click")
+    request_memo(request).setdefault(CLICKS_KEY, []).append(click)
+    return True
 
 
 def attribute_order(order: Any, request: Any, visitor: Visitor) -> int:
