@@ -169,13 +169,20 @@ def _resolve(
     )
 
 
-def _events_q(person: Person) -> Q:
-    """The person's events: by account, anonymous ones of their browsers, those of their orders."""
+def _shopper_q(person: Person) -> Q:
+    """Rows (events, impressions, clicks) that are the person's: by account, or by the anonymous
+    visitor ids of their browsers."""
     q = Q(pk__in=[])
     if person.user_ids:
         q |= Q(user_id__in=person.user_ids)
     if person.visitor_ids:
         q |= Q(user__isnull=True, visitor_id__in=person.visitor_ids)
+    return q
+
+
+def _events_q(person: Person) -> Q:
+    """The person's events: by account, anonymous ones of their browsers, those of their orders."""
+    q = _shopper_q(person)
     if person.order_numbers:
         # a guest order's status changes carry neither account nor visitor; an account's are found above
         q |= Q(user__isnull=True, order_number__in=person.order_numbers)
@@ -227,16 +234,6 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
     # no identifier in the log: the label may hold an e-mail address
     logger.info("personal data erased: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
-
-
-def _shopper_q(person: Person) -> Q:
-    """Rows of measurement tables that are the person's: by account, or by anonymous visitor id."""
-    q = Q(pk__in=[])
-    if person.user_ids:
-        q |= Q(user_id__in=person.user_ids)
-    if person.visitor_ids:
-        q |= Q(user__isnull=True, visitor_id__in=person.visitor_ids)
-    return q
 
 
 def _erase_measurement(person: Person, using: str) -> dict[str, int]:
