@@ -1,0 +1,138 @@
+"""What measuring the blocks costs a page: impressions and clicks recorded vs not, side by side.
+
+    python -m benchmarks.measurement_cost [--requests 1000] [--json PATH]
+
+Builds its own shop in a scratch PostgreSQL database (``BENCH_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/bench_measurement``, dropped and recreated): the forty
+products, views and orders of ``tests/training_shop.py``, with Redis as the cache (``REDIS_URL``,
+default ``redis://127.0.0.1:6379/0``; only this shop's keys are written). A visitor with a history
+opens product pages through the links of a product page's blocks, each time freshly rendered (``also_bought``,
+``also_viewed``, ``recently_viewed``), each link carrying its signed ``?rec=`` token. Every
+request is made twice, interleaved: with ``IMPRESSIONS_ENABLED`` (the page's impressions in one
+insert, the click its link carries, after the response is rendered) and without. Times are
+Django's handling time through the test client (the whole middleware and template stack, no
+network). The goal (issue "Measure what recommendations earn") is at most +1 ms at the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+from benchmarks.capture_overhead import percentile, recreate_database
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_measurement"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per variant")
+    parser.add_argument("--json", default="benchmarks/results/measurement_cost.json")
+    args = parser.parse_args(argv)
+
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    import django
+    from django.conf import settings
+
+    # the shop's own cache keys: a test run or another shop on the same Redis never shares them
+    settings.CACHES["default"]["KEY_PREFIX"] = "bench_measurement"
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from oscar.core.loading import get_model
+    from tqdm import tqdm
+
+    from recommender.conf import app_settings
+    from tests.helpers import BROWSER
+    from tests.training_shop import build_shop
+
+    setup_test_environment()
+    settings.DEBUG = False
+    call_command("migrate", interactive=False, verbosity=0)
+    shop = build_shop(end=django.utils.timezone.now())
+    Impression = get_model("recommender", "Impression")
+    Click = get_model("recommender", "Click")
+
+    def measure(on: bool) -> None:
+        app_settings.as_dict()["IMPRESSIONS_ENABLED"] = on
+
+    client = Client(HTTP_USER_AGENT=BROWSER)
+    for product in shop.products[:6]:  # a visitor with a history: recently viewed fills
+        client.get(product.get_absolute_url())
+    source = shop.products[0].get_absolute_url()
+
+    def fresh_links() -> list[str]:
+        """The block links of the source page, rendered anew (untimed): each carries a new impression,
+        so following one is a click to record rather than a reload of an earlier one."""
+        measure(True)
+        html = client.get(source).content.decode()
+        return sorted({link.replace("&amp;", "&") for link in re.findall(r'href="([^"]*\?rec=[^"]+)"', html)})
+
+    links = fresh_links()
+    blocks = len(re.findall(r"data-placement=", client.get(source).content.decode()))
+    if not links:
+        print("the product page shows no block link to follow", file=sys.stderr)
+        return {}
+    for link in links:  # warm every page in both variants
+        for on in (True, False):
+            measure(on)
+            client.get(link)
+
+    timings: dict[str, list[float]] = {"on": [], "off": []}
+    impressions, clicks = Impression.objects.count(), Click.objects.count()
+    for n in tqdm(range(args.requests), desc="requests (per variant)", file=sys.stderr):
+        links = fresh_links()
+        for on in (True, False) if n % 2 else (False, True):
+            link = links[n % len(links)]
+            measure(on)
+            t = time.perf_counter()
+            response = client.get(f"{link}&b={n}")  # a data argument would replace the link's query
+            timings["on" if on else "off"].append((time.perf_counter() - t) * 1000)
+            assert response.status_code == 200, (link, response.status_code)
+    measure(True)
+    recorded = {
+        "impressions": Impression.objects.count() - impressions,
+        "clicks": Click.objects.count() - clicks,
+    }
+    recorded["impressions"] -= blocks * args.requests  # those of the untimed source pages
+    result = {
+        "database": settings.DATABASES["default"]["ENGINE"],
+        "cache": settings.CACHES["default"]["BACKEND"],
+        "requests_per_variant": args.requests,
+        "blocks_per_page": blocks,
+        "links_followed": len(links),
+        "recorded": recorded,
+        **{
+            f"{name}_{stat}_ms": round(fn(values), 3)
+            for name, values in timings.items()
+            for stat, fn in (("median", statistics.median), ("p95", lambda v: percentile(v, 95)))
+        },
+    }
+    result["added_median_ms"] = round(result["on_median_ms"] - result["off_median_ms"], 3)
+    result["added_p95_ms"] = round(result["on_p95_ms"] - result["off_p95_ms"], 3)
+
+    print(f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links")
+    print("| impressions and clicks | requests | median ms | p95 ms |")
+    print("|---|---:|---:|---:|")
+    for name in ("off", "on"):
+        print(f"| {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |")
+    print(f"| **added by measuring** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
+    print(f"\nrecorded while measuring: {recorded['impressions']:,} impressions, {recorded['clicks']:,} clicks")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
