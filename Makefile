@@ -9,7 +9,7 @@ WHEEL_REF ?=
 
 .DEFAULT_GOAL := help
 CHROMIUM ?= /usr/bin/chromium
-.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean wheel-check chromium
+.PHONY: help venv demo demo-setup serve test lint format migrations-check bench clean wheel-check chromium screenshots
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ chromium:  ## install Debian's chromium for the browser tests if /usr/bin/chromi
 	export DEBIAN_FRONTEND=noninteractive; \
 	$$sudo apt-get install -y -q --no-install-recommends chromium \
 	  || { $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends chromium; }
+
+screenshots: venv chromium  ## take the README's pictures (docs/*.png) from a demo shop in var/screenshots (minutes: it trains)
+	$(BIN)/python scripts/screenshots.py --data $(DEMO_DATA)
 
 lint:  ## ruff lint and format check
 	$(BIN)/ruff check .
