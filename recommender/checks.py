@@ -205,6 +205,24 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     return errors
 
 
+def check_exclusions(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
+    """The products that are not goods are named by text: a number or an empty name matches none."""
+    if check_recommender_settings():
+        return []  # unknown keys or wrong types are reported by E002 first
+    errors: list[checks.CMessage] = []
+    for key in ("EXCLUDED_PRODUCT_CLASSES", "EXCLUDED_UPCS"):
+        bad = [v for v in getattr(app_settings, key) if not isinstance(v, str) or not v.strip()]
+        if bad:
+            errors.append(
+                checks.Error(
+                    f"RECOMMENDER[{key!r}] holds {', '.join(repr(v) for v in bad)}.",
+                    hint="List product class slugs or UPCs as non-empty strings.",
+                    id="recommender.E013",
+                )
+            )
+    return errors
+
+
 def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:
     """A Redis cache that a hung server could make every page wait on (README "Redis outages")."""
     messages: list[checks.CMessage] = []
@@ -297,6 +315,7 @@ def register() -> None:
     checks.register(check_oscar_apps, checks.Tags.compatibility)
     checks.register(check_recommender_settings)
     checks.register(check_training_settings)
+    checks.register(check_exclusions)
     checks.register(check_broker, checks.Tags.compatibility, deploy=False)
     checks.register(check_task_lock_cache, checks.Tags.caches)
     checks.register(check_caches, checks.Tags.caches)

@@ -187,11 +187,20 @@ SETTINGS = [
     Setting(
         "EXCLUDED_PRODUCT_CLASSES",
         (list, tuple),
-        [],
-        "product class slugs never recommended (postage, fees, gift wrap)",
+        ["non-merchandise"],
+        "slugs of the product classes that are not goods (postage, fees, gift wrap): never recommended,"
+        " and left out of the product and category rankings of the staff pages. `import_order_history` "
+        "puts its formats' fee codes (Online Retail's POST, DOT, M, BANK CHARGES, AMAZONFEE ...) in "
+        "`non-merchandise`",
         training=True,
     ),
-    Setting("EXCLUDED_UPCS", (list, tuple), [], "products never recommended", training=True),
+    Setting(
+        "EXCLUDED_UPCS",
+        (list, tuple),
+        [],
+        "UPCs of further products that are not goods: never recommended nor ranked, like those classes",
+        training=True,
+    ),
     Setting(
         "KEEP_VERSIONS",
         (int, NoneType),

@@ -61,7 +61,7 @@ RFM_FIELDS = ("recency_days", "frequency", "monetary", "r_score", "f_score", "m_
 PREDICTION_FIELDS = (
     "p_alive",
     "expected_purchases_90d",
-    "predicted_value_12m",
+    "predicted_value",
     "overdue_gaps",
     "churn_probability",
     "churn_p_alive",
@@ -107,15 +107,17 @@ class AbstractCustomerSegment(models.Model):
     m_score = models.PositiveSmallIntegerField("M")
     segment = models.CharField(_("segment"), max_length=64)
     cluster = models.SmallIntegerField(_("cluster"), null=True, blank=True)
-    p_alive = models.FloatField(_("probability active"), null=True, blank=True)
+    # the chance of an order within the run's horizon (``summary["horizon_months"]``): 1 - churn_probability
+    p_alive = models.FloatField(_("probability of an order in the horizon"), null=True, blank=True)
     expected_purchases_90d = models.FloatField(_("expected purchases (90 days)"), null=True, blank=True)
-    predicted_value_12m = models.DecimalField(
-        _("predicted value (12 months)"), max_digits=14, decimal_places=2, null=True, blank=True
+    # expected spend over the run's horizon (``summary["horizon_months"]``)
+    predicted_value = models.DecimalField(
+        _("predicted value over the horizon"), max_digits=14, decimal_places=2, null=True, blank=True
     )
     overdue_gaps = models.FloatField(_("overdue (typical gaps)"), null=True, blank=True)
     # P(no purchase over the predicted value's horizon), from the run's chosen forecast model
     churn_probability = models.FloatField(_("churn probability"), null=True, blank=True)
-    churn_p_alive = models.BooleanField(_("low probability active"), default=False)
+    churn_p_alive = models.BooleanField(_("low probability of an order"), default=False)
     churn_overdue = models.BooleanField(_("overdue"), default=False)
     churn_risk = models.BooleanField(_("churn risk"), default=False)
 

@@ -67,7 +67,7 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
         "monetary",
         "cluster",
         "p_alive_pct",
-        "predicted_value_12m",
+        "predicted_value",
         "churn_probability",
         "churn_risk",
         "run",

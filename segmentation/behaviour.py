@@ -10,7 +10,13 @@ indexed ``MAX`` queries.
 * ``weekly``: orders and revenue per week, the 52 weeks to the latest order
   against the 52 weeks before.
 * ``funnel``: views -> basket additions -> purchases (order lines) per category
-  and for the top products.
+  and for the top products, products that are not goods (``RECOMMENDER``'s
+  ``EXCLUDED_PRODUCT_CLASSES`` and ``EXCLUDED_UPCS``: postage, fees) left out. A step's
+  share of the step before is given only where both were measured on the same shoppers:
+  views and basket additions are captured events, so the purchases in the ratios are
+  the lines of orders whose purchase was captured too (``captured_purchases``); the
+  lines of imported or untracked orders count in ``purchases`` only. Where a share
+  cannot be given, ``<ratio>_note`` says why.
 * ``cohorts``: customers by month of first order; the share who ordered again
   in each later month.
 * ``new_returning``: per month, customers ordering for the first time and
@@ -40,15 +46,19 @@ from django.db.models.functions import (
 from django.utils import timezone
 from oscar.core.loading import get_model
 
+from recommender.queries import non_merchandise
 from segmentation.conf import app_settings
 from segmentation.services.aggregation import counted_orders
 
 __all__ = ["TABLES", "behaviour_csv_rows", "compute_behaviour", "shop_behaviour"]
 
-CACHE_PREFIX = "segmentation:behaviour"
+CACHE_PREFIX = "segmentation:shop-behaviour"
 TOP_PRODUCTS = 20
 COHORT_MONTHS = 12
 TABLES = ("activity", "weekly", "funnel_categories", "funnel_products", "cohorts", "new_returning")
+#: a funnel row's counts: views and basket additions (events), order lines and units of every
+#: counted order, and the order lines of the orders whose purchase was captured as an event
+COUNTS = ("view", "basket", "purchases", "units", "captured_purchases")
 
 
 def _orders(using: str = "default") -> Any:
@@ -149,15 +159,20 @@ def _funnel(using: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         columns=["product_id", "kind", "n"],
     )
     order_ids = _orders(using).filter(total_incl_tax__gte=0).values("pk")
+    captured = _events(using).filter(kind="purchase").exclude(order_number="").values("order_number")
     bought = pd.DataFrame(
         list(
             Line._default_manager.using(using)
             .filter(order__in=order_ids, product__isnull=False)
             .values("product_id")
-            .annotate(purchases=Count("pk"), units=Sum("quantity"))
+            .annotate(
+                purchases=Count("pk"),
+                units=Sum("quantity"),
+                captured_purchases=Count("pk", filter=Q(order__number__in=captured)),
+            )
             .order_by()
         ),
-        columns=["product_id", "purchases", "units"],
+        columns=["product_id", "purchases", "units", "captured_purchases"],
     )
     per_product = (
         ev.pivot_table(index="product_id", columns="kind", values="n", aggfunc="sum", fill_value=0)
@@ -168,7 +183,11 @@ def _funnel(using: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if col not in per_product.columns:
             per_product[col] = 0
     per_product = per_product[["view", "basket"]].join(bought.set_index("product_id"), how="outer").fillna(0)
-    per_product = per_product.astype({"view": np.int64, "basket": np.int64, "purchases": np.int64, "units": np.int64})
+    per_product = per_product.astype({k: np.int64 for k in COUNTS})
+    excluded = non_merchandise()
+    if excluded:  # postage, fees: not goods, never ranked
+        skip = Product._default_manager.using(using).filter(excluded).values_list("pk", flat=True)
+        per_product = per_product.drop(index=list(skip), errors="ignore")
     if per_product.empty:
         return [], []
     cats = pd.DataFrame(
@@ -181,32 +200,43 @@ def _funnel(using: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     )
     joined = per_product.reset_index().merge(cats, on="product_id", how="left")
     joined["category"] = joined["category"].fillna("(no category)")
-    by_cat = joined.groupby("category")[["view", "basket", "purchases", "units"]].sum().reset_index()
+    by_cat = joined.groupby("category")[list(COUNTS)].sum().reset_index()
     by_cat = by_cat.sort_values(["purchases", "view", "category"], ascending=[False, False, True])
     top = per_product.sort_values(["purchases", "view"], ascending=False).head(TOP_PRODUCTS)
     titles = dict(Product._default_manager.using(using).filter(pk__in=list(top.index)).values_list("pk", "title"))
-
-    def rates(rec: dict[str, Any]) -> dict[str, Any]:
-        v, b, p = rec["view"], rec["basket"], rec["purchases"]
-        rec["basket_per_view"] = b / v if v else None
-        rec["purchase_per_basket"] = p / b if b else None
-        rec["purchase_per_view"] = p / v if v else None
-        return rec
-
     categories = [
-        rates({k: (int(v) if k != "category" else str(v)) for k, v in row.items()}) for row in by_cat.to_dict("records")
+        _rates({k: (int(v) if k != "category" else str(v)) for k, v in row.items()})
+        for row in by_cat.to_dict("records")
     ]
     products = [
-        rates(
-            {
-                "product_id": int(pid),
-                "title": titles.get(int(pid), str(pid)),
-                **{k: int(row[k]) for k in ("view", "basket", "purchases", "units")},
-            }
-        )
+        _rates({"product_id": int(pid), "title": titles.get(int(pid), str(pid)), **{k: int(row[k]) for k in COUNTS}})
         for pid, row in top.iterrows()
     ]
     return categories, products
+
+
+def _share(part: int, whole: int, part_name: str, whole_name: str) -> tuple[float | None, str]:
+    """``part / whole`` as a share of a funnel step, or ``None`` and why there is none."""
+    if not whole:
+        return None, f"not measured: no {whole_name} captured"
+    if part > whole:
+        return None, f"not a share: more {part_name} than {whole_name} captured"
+    return part / whole, ""
+
+
+def _rates(rec: dict[str, Any]) -> dict[str, Any]:
+    """The shares of one funnel row, each over counts of the same (tracked) shoppers."""
+    v, b, p = rec["view"], rec["basket"], rec["captured_purchases"]
+    untracked = rec["purchases"] - p  # lines of imported orders, or of orders placed untracked
+    for key, part, whole, part_name, whole_name in (
+        ("basket_per_view", b, v, "basket additions", "views"),
+        ("purchase_per_basket", p, b, "purchases", "basket additions"),
+        ("purchase_per_view", p, v, "purchases", "views"),
+    ):
+        rec[key], rec[f"{key}_note"] = _share(part, whole, part_name, whole_name)
+        if not whole and untracked:
+            rec[f"{key}_note"] += f" for {untracked:,} purchases of imported or untracked orders"
+    return rec
 
 
 def _customer_months(using: str) -> pd.DataFrame:
@@ -320,7 +350,7 @@ def behaviour_csv_rows(data: dict[str, Any], table: str) -> list[list[Any]]:
         return [keys] + [[r[k] for k in keys] for r in data["weekly"]["rows"]]
     if table in ("funnel_categories", "funnel_products"):
         first = ["category"] if table == "funnel_categories" else ["product_id", "title"]
-        keys = [*first, "view", "basket", "purchases", "units"]
+        keys = [*first, *COUNTS]
         return [keys] + [[r[k] for k in keys] for r in data[table]]
     if table == "cohorts":
         offsets = data["cohorts"]["offsets"]

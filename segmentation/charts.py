@@ -18,7 +18,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # no timestamp in the page
     plt.close(fig)
     text = buf.getvalue()
     start = text.find("<svg")
@@ -68,23 +68,45 @@ def rf_heatmap(heat: Sequence[Sequence[int]]) -> str:
     return _svg(fig)
 
 
-def cluster_scatter(scatter: dict[str, Any], clusters: Sequence[dict[str, Any]]) -> str:
-    if not scatter or not scatter.get("x"):
+def _plain_numbers(axis: Any) -> None:
+    """Tick labels as plain numbers with thousands separators (a log axis would write 10^2)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+
+
+def cluster_scatter(points: Sequence[dict[str, Any]], clusters: Sequence[dict[str, Any]], currency: str = "") -> str:
+    """Customers (``recency_days``, ``frequency``, ``monetary``, ``cluster``) in the shop's own
+    terms: how recently against how often (left) and how much (right); a cross marks each
+    cluster's mean customer. Orders and spend are on log scales, and the axes say so."""
+    points = [p for p in points if p.get("cluster") is not None]
+    if not points:
         return _empty("No clusters yet")
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    labels = scatter["cluster"]
+    fig, (often, much) = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
     names = {c["cluster"]: c.get("description", "") for c in clusters}
-    for c in sorted(set(labels)):
-        xs = [x for x, lab in zip(scatter["x"], labels, strict=True) if lab == c]
-        ys = [y for y, lab in zip(scatter["y"], labels, strict=True) if lab == c]
-        ax.scatter(xs, ys, s=6, alpha=0.5, color=PALETTE[c % len(PALETTE)], label=f"{c}: {names.get(c, '')}"[:50])
-    for c, (x, y) in enumerate(scatter.get("centers", [])):
-        ax.scatter([x], [y], marker="X", s=80, color=PALETTE[c % len(PALETTE)], edgecolor="black")
-    axis = scatter.get("axis_labels") or ["PC1", "PC2"]
-    ax.set_xlabel(axis[0], fontsize=8)
-    ax.set_ylabel(axis[1], fontsize=8)
-    ax.legend(fontsize=7, markerscale=2, loc="best")
-    ax.spines[["top", "right"]].set_visible(False)
+    for c in sorted({p["cluster"] for p in points}):
+        mine = [p for p in points if p["cluster"] == c]
+        colour = PALETTE[c % len(PALETTE)]
+        days = [p["recency_days"] for p in mine]
+        often.scatter(days, [p["frequency"] for p in mine], s=6, alpha=0.5, color=colour)
+        much.scatter(days, [float(p["monetary"]) for p in mine], s=6, alpha=0.5, color=colour)
+        often.scatter([], [], s=24, color=colour, label=f"{c}: {names.get(c, '')}"[:50])  # the legend's dot
+    for c in clusters:
+        colour = PALETTE[c["cluster"] % len(PALETTE)]
+        x = c.get("mean_recency_days")
+        for ax, key in ((often, "mean_frequency"), (much, "mean_monetary")):
+            if x is not None and c.get(key) is not None:
+                ax.scatter([x], [c[key]], marker="X", s=80, color=colour, edgecolor="black")
+    unit = f" ({currency})" if currency else ""
+    often.set_yscale("log")
+    much.set_yscale("symlog", linthresh=10)  # net refunds are negative
+    for ax, label in ((often, "how often: orders (log scale)"), (much, f"how much: net spend{unit} (log scale)")):
+        ax.set_xlabel("how recently: days since the last order", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        _plain_numbers(ax.yaxis)
+        ax.spines[["top", "right"]].set_visible(False)
+    often.legend(fontsize=7, loc="best")
+    fig.tight_layout()
     return _svg(fig)
 
 
@@ -118,7 +140,7 @@ def backtest_deciles(backtest: dict[str, Any]) -> str:
     ax.set_yscale("log")
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("decile of predicted value (1 = lowest)")
-    ax.set_ylabel("predicted / actual")
+    ax.set_ylabel("predicted / actual (log scale)")
     ax.legend(fontsize=7, loc="best")
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
@@ -166,10 +188,13 @@ def funnel_bars(rows: Sequence[dict[str, Any]], label_key: str, limit: int = 12)
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1))
     names = [str(r[label_key])[:40] for r in rows][::-1]
     y = np.arange(len(rows))
-    for i, (key, label) in enumerate((("view", "views"), ("basket", "basket additions"), ("purchases", "purchases"))):
+    steps = (("view", "views"), ("basket", "basket additions"), ("purchases", "purchases (order lines)"))
+    for i, (key, label) in enumerate(steps):
         ax.barh(y + (i - 1) * 0.27, [r[key] for r in rows][::-1], height=0.27, color=PALETTE[i], label=label)
     ax.set_yticks(y, names, fontsize=7)
-    ax.set_xscale("symlog")
+    ax.set_xscale("symlog", linthresh=1)  # imported orders bring purchases in thousands, views in tens
+    _plain_numbers(ax.xaxis)
+    ax.set_xlabel("number (log scale: each step is ten times the one before)", fontsize=8)
     ax.legend(fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)

@@ -55,12 +55,16 @@ def check_segmentation_settings(app_configs: Any = None, **kwargs: Any) -> list[
             )
     model = app_settings.FORECAST_MODEL
     unknown = [c for c in app_settings.FORECAST_CANDIDATES if c not in CANDIDATES]
-    if unknown or (model != "auto" and model not in CANDIDATES) or app_settings.BACKTEST_MONTHS < 1:
+    horizon = app_settings.FORECAST_HORIZON_MONTHS
+    bad_horizon = horizon != "auto" and not (
+        isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 1
+    )
+    if unknown or (model != "auto" and model not in CANDIDATES) or bad_horizon:
         errors.append(
             checks.Error(
                 f"{SETTINGS_NAME}: FORECAST_MODEL={model!r}, "
                 f"FORECAST_CANDIDATES={list(app_settings.FORECAST_CANDIDATES)!r}, "
-                f"BACKTEST_MONTHS={app_settings.BACKTEST_MONTHS!r}: unknown model or months < 1.",
+                f'FORECAST_HORIZON_MONTHS={horizon!r}: unknown model, or a horizon neither "auto" nor months >= 1.',
                 hint=f'FORECAST_MODEL is "auto" or one of {sorted(CANDIDATES)}; candidates come from the same list.',
                 id="segmentation.E007",
             )

@@ -36,7 +36,7 @@ CSV_FIELDS = (
     ("m", "m_score"),
     ("p_alive", "p_alive"),
     ("expected_purchases_90d", "expected_purchases_90d"),
-    ("predicted_value_12m", "predicted_value_12m"),
+    ("predicted_value", "predicted_value"),
     ("overdue_gaps", "overdue_gaps"),
     ("churn_probability", "churn_probability"),
     ("churn_risk", "churn_risk"),

@@ -45,7 +45,7 @@ __all__ = [
 SEGMENT_NAME_LENGTH = 64
 EMAIL_LENGTH = 254
 #: what the dashboard's segment page may be ordered by (each ascending or, with ``-``, descending)
-ORDER_FIELDS = ("monetary", "recency_days", "frequency", "predicted_value_12m", "p_alive", "churn_probability")
+ORDER_FIELDS = ("monetary", "recency_days", "frequency", "predicted_value", "p_alive", "churn_probability")
 ORDERINGS = tuple(prefix + name for name in ORDER_FIELDS for prefix in ("", "-"))
 
 

@@ -15,14 +15,19 @@ import matplotlib.pyplot as plt
 
 def _svg(fig: Any) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})  # no timestamp in the page
     plt.close(fig)
     text = buf.getvalue()
     return text[text.find("<svg") :]
 
 
 def metrics_over_runs(history: list[dict[str, Any]]) -> str:
-    """Per kind, the candidate's gate metric (solid) and popularity's (dashed) for each version, in time order."""
+    """Per kind, the candidate's gate metric (solid) and popularity's (dashed) for each version, in
+    time order; every version is a dot (a kind with one version is one point, not a line) and a
+    version that went live a larger one."""
+    from recommender.abstract_models import ModelKind
+    from recommender.templatetags.recommender_dashboard_tags import metric_words
+
     series: dict[str, list[tuple[Any, float, float, bool]]] = defaultdict(list)
     key = "hr@20"
     for row in history:
@@ -31,22 +36,26 @@ def metrics_over_runs(history: list[dict[str, Any]]) -> str:
         cand, pop = (m.get("candidate") or {}).get(key), (m.get("popularity") or {}).get(key)
         if cand is not None and pop is not None:
             series[row["kind"]].append((row["created"], 100 * cand, 100 * pop, row["status"] in ("live", "retired")))
-    fig, ax = plt.subplots(figsize=(8, 3.2))
     if not series:
-        ax.text(0.5, 0.5, "No evaluated version yet", ha="center", va="center", color="#666")
-        ax.set_axis_off()
-        return _svg(fig)
+        return _no_data("No evaluated version yet")
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    labels = dict(ModelKind.choices)
     for i, (kind, points) in enumerate(sorted(series.items())):
         colour = f"C{i}"
-        x = list(range(len(points)))
-        ax.plot(x, [p[1] for p in points], "-", color=colour, label=kind)
-        ax.plot(x, [p[2] for p in points], "--", color=colour, alpha=0.6)
+        x = list(range(1, len(points) + 1))
+        ax.plot(x, [p[1] for p in points], "-", marker=".", color=colour, label=str(labels.get(kind, kind)))
+        ax.plot(x, [p[2] for p in points], "--", marker=".", color=colour, alpha=0.6)
         live = [(xi, p[1]) for xi, p in zip(x, points, strict=True) if p[3]]
         if live:
-            ax.plot([a for a, _ in live], [b for _, b in live], "o", color=colour)
-    ax.set_xlabel("version of the kind (oldest left)")
-    ax.set_ylabel(f"{key.upper()} on held-out days (%)")
-    ax.legend(fontsize=8, ncol=3, loc="upper left", bbox_to_anchor=(0, -0.25))
+            ax.plot([a for a, _ in live], [b for _, b in live], "o", markersize=7, color=colour)
+    longest = max(len(points) for points in series.values())
+    ax.set_xlim(0.5, longest + 0.5)  # one version: a point in the middle
+    ax.set_xticks(range(1, longest + 1, max(1, math.ceil(longest / 10))))  # whole versions only
+    top = max(max(p[1], p[2]) for points in series.values() for p in points)
+    ax.set_ylim(0, min(100.0, max(1.0, 1.2 * top)))
+    ax.set_xlabel("version of the kind (1 = oldest shown)")
+    ax.set_ylabel(f"{metric_words(key)} (%)", fontsize=8)
+    ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.25))
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -82,7 +91,7 @@ def ctr_per_day(days: list[dict[str, Any]], titles: dict[str, str] | None = None
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for (placement, arm), points in sorted(series.items()):
         points.sort()
-        label = titles.get(placement, placement)
+        label = str(titles.get(placement, placement))  # a placement's title may be a lazy translation
         if len(arms) > 1:
             label += f" ({ARM_SHORT.get(arm, arm)})"
         ax.plot(

@@ -1,4 +1,5 @@
-"""Forms of the report page: its filter, starting and ending an experiment (each with a confirmation box)."""
+"""Forms of the staff pages: the report's filter, starting and ending an experiment, and changing
+which model version serves (each change with a confirmation box)."""
 
 from __future__ import annotations
 
@@ -82,4 +83,14 @@ class EndExperimentForm(forms.Form):
         label="I understand that every shopper then sees personalised blocks again",
         required=True,
         error_messages={"required": "Tick the box to confirm: ending the experiment changes every shopper's blocks."},
+    )
+
+
+class ConfirmVersionForm(forms.Form):
+    """The confirmation that a live version is replaced (promote, roll back) or taken out of service."""
+
+    confirm = forms.BooleanField(
+        label="I understand that this changes the recommendations every shopper sees",
+        required=True,
+        error_messages={"required": "Tick the box to confirm: nothing was changed."},
     )

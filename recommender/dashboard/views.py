@@ -17,7 +17,12 @@ from oscar.core.loading import get_model
 
 from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.dashboard import charts
-from recommender.dashboard.forms import EndExperimentForm, ReportFilterForm, StartExperimentForm
+from recommender.dashboard.forms import (
+    ConfirmVersionForm,
+    EndExperimentForm,
+    ReportFilterForm,
+    StartExperimentForm,
+)
 from recommender.measurement import assignment
 from recommender.measurement import report as reports
 from recommender.services import preview, versions
@@ -53,7 +58,7 @@ class ModelsView(TemplateView):
             customer_query=self.request.GET.get("customer", ""),
         )
         newest = runs[0].pk if runs else 0
-        key = f"recommender:dashboard:chart:{newest}:{len(recent)}"
+        key = f"recommender:dashboard:metrics-chart:{newest}:{len(recent)}"
         svg = cache.get(key)
         if svg is None:
             history = list(
@@ -84,26 +89,70 @@ class ModelsView(TemplateView):
         return out
 
 
-class PromoteView(View):
-    """Make a version live (a rollback when it is an earlier one)."""
+class VersionChangeView(TemplateView):
+    """A change of the version serving a kind: GET shows what it does and asks for confirmation;
+    only a POST with its box ticked makes the change (a POST without it changes nothing)."""
+
+    template_name = "recommender/dashboard/confirm_version.html"
+
+    def version(self, pk: int) -> Any:
+        return get_object_or_404(ModelVersion, pk=pk)
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self.confirmation(self.version(pk), ConfirmVersionForm())
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = self.version(pk)
+        form = ConfirmVersionForm(request.POST)
+        if not form.is_valid():
+            return self.confirmation(version, form)
+        self.change(request, version)
+        return HttpResponseRedirect(_models_url())
+
+    def confirmation(self, version: Any, form: ConfirmVersionForm) -> HttpResponse:
+        live = ModelVersion.objects.filter(kind=version.kind, status=VersionStatus.LIVE).exclude(pk=version.pk).first()
+        return self.render_to_response(
+            self.get_context_data(version=version, live=live, form=form, **self.words(version))
+        )
+
+    def words(self, version: Any) -> dict[str, str]:
+        raise NotImplementedError
+
+    def change(self, request: HttpRequest, version: Any) -> None:
+        raise NotImplementedError
+
+
+class PromoteView(VersionChangeView):
+    """Make a version live (a rollback when it is an earlier one)."""
+
+    def words(self, version: Any) -> dict[str, str]:
+        rollback = version.status == VersionStatus.RETIRED
+        return {
+            "action": "Roll back to this version" if rollback else "Promote this version",
+            "kind_of_change": "promote",
+        }
+
+    def change(self, request: HttpRequest, version: Any) -> None:
         try:
             versions.promote(version, request.user, reason=f"promoted by {request.user.get_username()}")
         except versions.PromotionError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"{version} is live.")
-        return HttpResponseRedirect(_models_url())
 
 
-class RetireView(View):
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=pk, status=VersionStatus.LIVE)
+class RetireView(VersionChangeView):
+    """Take the live version out of service: its blocks use the next fallback."""
+
+    def version(self, pk: int) -> Any:
+        return get_object_or_404(ModelVersion, pk=pk, status=VersionStatus.LIVE)
+
+    def words(self, version: Any) -> dict[str, str]:
+        return {"action": "Retire this version", "kind_of_change": "retire"}
+
+    def change(self, request: HttpRequest, version: Any) -> None:
         versions.retire(version, request.user)
         messages.success(request, f"{version} no longer serves; its blocks use the next fallback.")
-        return HttpResponseRedirect(_models_url())
 
 
 class TrainView(View):

@@ -400,7 +400,7 @@ def _export_segments(person: Person, using: str) -> list[dict[str, Any]]:
         "m_score",
         "p_alive",
         "expected_purchases_90d",
-        "predicted_value_12m",
+        "predicted_value",
         "churn_probability",
         "churn_risk",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -32,7 +33,7 @@ from segmentation.params import (
     filter_memberships,
 )
 from segmentation.services.lookups import current_run
-from segmentation.services.reports import explain, transition_matrix, what_if
+from segmentation.services.reports import cluster_points, explain, transition_matrix, what_if
 
 CustomerSegment = get_model("segmentation", "CustomerSegment")
 SegmentationRun = get_model("segmentation", "SegmentationRun")
@@ -76,6 +77,10 @@ def _run_from_request(request: HttpRequest) -> SegmentationRun | None:
     return current_run()
 
 
+def _currency(run: SegmentationRun) -> str:
+    return (run.parameters.get("settings") or {}).get("currency", "")
+
+
 class OverviewView(ParamsMixin, TemplateView):
     template_name = "segmentation/dashboard/overview.html"
 
@@ -98,13 +103,15 @@ class OverviewView(ParamsMixin, TemplateView):
             .values_list("as_of", "summary")
         )[-60:]
         # runs never change once written: the SVGs are cached per run (and per newest run for the trend)
-        key = f"segmentation:charts:{run.pk}:{runs[0].pk if runs else 0}"
+        key = f"segmentation:overview-charts:{run.pk}:{runs[0].pk if runs else 0}"
         svgs = cache.get(key)
         if svgs is None:
             svgs = {
                 "chart_sizes": charts.segment_sizes(summary.get("segments", [])),
                 "chart_heatmap": charts.rf_heatmap(summary.get("heatmap_rf", [])),
-                "chart_scatter": charts.cluster_scatter(summary.get("scatter", {}), summary.get("clusters", [])),
+                "chart_scatter": charts.cluster_scatter(
+                    cluster_points(run), summary.get("clusters", []), _currency(run)
+                ),
                 "chart_backtest": charts.backtest_deciles(summary.get("backtest", {})),
                 "chart_churn": charts.churn_over_runs(
                     [(d.isoformat(), (s or {}).get("churn_share")) for d, s in history]
@@ -119,7 +126,7 @@ class OverviewView(ParamsMixin, TemplateView):
             clusters=summary.get("clusters", []),
             clv=summary.get("clv", {}),
             backtest=summary.get("backtest", {}),
-            currency=(run.parameters.get("settings") or {}).get("currency", ""),
+            currency=_currency(run),
             previous=previous,
             transitions=transition_matrix(previous, run) if previous else None,
         )
@@ -220,7 +227,7 @@ class BehaviourView(TemplateView):
             if table not in behaviour.TABLES:
                 raise Http404("no such table")
             return csv_response(behaviour.behaviour_csv_rows(data, table), f"behaviour-{table}.csv")
-        key = f"segmentation:behaviour-charts:{data['computed']}"
+        key = f"segmentation:behaviour-svgs:{data['computed']}"
         svgs = cache.get(key)
         if svgs is None:
             grids = {
@@ -236,7 +243,12 @@ class BehaviourView(TemplateView):
                 "chart_new_returning": charts.new_vs_returning(data["new_returning"]),
             }
             cache.set(key, svgs, 24 * 3600)
-        ctx = self.get_context_data(data=data, tables=behaviour.TABLES, **{k: mark_safe(v) for k, v in svgs.items()})
+        ctx = self.get_context_data(
+            data=data,
+            computed=datetime.fromisoformat(data["computed"]),  # shown in the shop's zone and format
+            tables=behaviour.TABLES,
+            **{k: mark_safe(v) for k, v in svgs.items()},
+        )
         return self.render_to_response(ctx)
 
 

@@ -151,6 +151,16 @@ def evaluate_forecast(
 
 
 RANKED_METRICS = ("mae", "spearman", "top10_capture", "total_error")
+#: the most a backtest may scale a model's predictions by (or divide them by)
+MAX_CALIBRATION = 5.0
+
+
+def calibration_factor(total_ratio: float | None, limit: float = MAX_CALIBRATION) -> float | None:
+    """What to multiply a model's predictions by so that its backtest total would have been right
+    (``1 / total_ratio``, within ``[1 / limit, limit]``); ``None`` without a usable ratio."""
+    if total_ratio is None or not np.isfinite(total_ratio) or total_ratio <= 0:
+        return None
+    return float(np.clip(1.0 / total_ratio, 1.0 / limit, limit))
 
 
 def rank_candidates(results: dict[str, dict[str, Any]]) -> list[str]:

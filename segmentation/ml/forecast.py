@@ -43,25 +43,36 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from segmentation.ml.clv import BetaGeoModel, CLVFitError, GammaGammaModel, InsufficientDataError
+from segmentation.ml.clv import DAYS_PER_MONTH, BetaGeoModel, CLVFitError, GammaGammaModel, InsufficientDataError
 
 __all__ = [
     "CANDIDATES",
+    "MAX_AUTO_HORIZON_MONTHS",
     "BGNBDForecaster",
     "Forecast",
     "GBMForecaster",
     "LastPeriodForecaster",
     "customer_features",
     "daily_log",
+    "history_horizon_months",
     "holdout_actuals",
     "make_forecaster",
 ]
 
 DAYS_PER_WEEK = 7.0
+#: the longest horizon :func:`history_horizon_months` picks (two years of orders reach it)
+MAX_AUTO_HORIZON_MONTHS = 12
 FEATURE_WINDOWS_DAYS = (30, 90, 180, 365)
 
 
 # --------------------------------------------------------------------------- data
+
+
+def history_horizon_months(history_days: float, longest: int = MAX_AUTO_HORIZON_MONTHS) -> int:
+    """The horizon a history can test on itself: half of it in whole months, from 1 to ``longest``
+    (two years give 12 months, thirteen months give 6). The backtest then fits on the first half
+    at least and scores the last ``horizon``, the same length as the forecast shown."""
+    return int(min(longest, max(1, round(history_days / DAYS_PER_MONTH) // 2)))
 
 
 def daily_log(

@@ -39,14 +39,13 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "forget_cached_segments",
     ),
     "pipeline": (
-        "SCATTER_POINTS",
         "RunResult",
         "Segmenter",
         "current_parameters",
         "forecast_disagreements",
         "summarise",
     ),
-    "reports": ("explain", "transition_matrix", "transitions", "what_if"),
+    "reports": ("CLUSTER_POINTS", "cluster_points", "explain", "transition_matrix", "transitions", "what_if"),
     "runs": (
         "MEMBERSHIP_FIELDS",
         "STAGES",

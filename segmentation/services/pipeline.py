@@ -20,7 +20,7 @@ from django.conf import settings
 
 from personalization_core.numbers import finite_or_none
 from segmentation.conf import app_settings
-from segmentation.ml.backtest import backtest
+from segmentation.ml.backtest import backtest, calibration_factor
 from segmentation.ml.clustering import RFMClusterer
 from segmentation.ml.clv import (
     DAYS_PER_MONTH,
@@ -32,11 +32,10 @@ from segmentation.ml.clv import (
     overdue_gaps,
     probability_active_below,
 )
-from segmentation.ml.forecast import make_forecaster
+from segmentation.ml.forecast import MAX_AUTO_HORIZON_MONTHS, history_horizon_months, make_forecaster
 from segmentation.ml.rfm import DEFAULT_SEGMENT_RULES, empty_score_reasons, score_rfm
 from segmentation.services.aggregation import customer_keys
 
-SCATTER_POINTS = 2000
 #: days per time unit of the BG/NBD inputs (weeks)
 WEEK = 7.0
 
@@ -67,15 +66,15 @@ def current_parameters() -> dict[str, Any]:
         "cluster_sample_size": s.CLUSTER_SAMPLE_SIZE,
         "random_state": s.RANDOM_STATE,
         "clv_enabled": s.CLV_ENABLED,
-        "clv_months": s.CLV_MONTHS,
+        "forecast_horizon_months": s.FORECAST_HORIZON_MONTHS,
         "clv_horizon_days": s.CLV_HORIZON_DAYS,
         "clv_penalizer": s.CLV_PENALIZER,
         "clv_fit_sample_size": s.CLV_FIT_SAMPLE_SIZE,
         "clv_monthly_discount_rate": s.CLV_MONTHLY_DISCOUNT_RATE,
         "forecast_model": s.FORECAST_MODEL,
         "forecast_candidates": list(s.FORECAST_CANDIDATES),
+        "forecast_calibrate": s.FORECAST_CALIBRATE,
         "backtest_enabled": s.BACKTEST_ENABLED,
-        "backtest_months": s.BACKTEST_MONTHS,
         "backtest_min_customers": s.BACKTEST_MIN_CUSTOMERS,
         "backtest_sample_customers": s.BACKTEST_SAMPLE_CUSTOMERS,
         "churn_probability_above": s.CHURN_PROBABILITY_ABOVE,
@@ -89,6 +88,8 @@ class Segmenter:
 
     def __init__(self, parameters: dict[str, Any]) -> None:
         self.p = parameters
+        configured = parameters.get("forecast_horizon_months", "auto")
+        self.horizon_months = MAX_AUTO_HORIZON_MONTHS if configured == "auto" else int(configured)
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
         scored = score_rfm(
@@ -124,21 +125,24 @@ class Segmenter:
             "scale": [float(v) for v in clusterer.scale_],
             "centers": np.asarray(clusterer.cluster_centers_, dtype=float).round(6).tolist(),
         }
-        n = len(df)
-        rng = np.random.default_rng(self.p["random_state"])
-        idx = np.sort(rng.choice(n, SCATTER_POINTS, replace=False)) if n > SCATTER_POINTS else np.arange(n)
-        coords = np.nan_to_num(clusterer.coords_[idx].astype(float))
-        summary["scatter"] = {
-            "x": [round(float(v), 4) for v in coords[:, 0]],
-            "y": [round(float(v), 4) for v in coords[:, 1]],
-            "cluster": [int(v) for v in clusterer.labels_[idx]],
-            "centers": np.nan_to_num(clusterer.center_coords_.astype(float)).round(4).tolist(),
-            "axis_labels": list(clusterer.axis_labels_),
-        }
         return int(clusterer.n_clusters_), finite_or_none(sil) if sil is not None else None
 
     def horizon_days(self) -> int:
-        return round(self.p["clv_months"] * DAYS_PER_MONTH)
+        return round(self.horizon_months * DAYS_PER_MONTH)
+
+    def resolve_horizon(self, log: pd.DataFrame | None, end_day: int | None) -> int:
+        """The months the predicted value and churn probability look ahead, and the backtest holds
+        out: ``FORECAST_HORIZON_MONTHS``, or with ``"auto"`` half the shop's order history in whole
+        months, between 1 and 12 (a horizon the history can test on itself)."""
+        configured = self.p.get("forecast_horizon_months", "auto")
+        if configured != "auto":
+            self.horizon_months = int(configured)
+        elif log is None or log.empty:
+            self.horizon_months = MAX_AUTO_HORIZON_MONTHS
+        else:
+            end = end_day if end_day is not None else int(log["day"].max()) + 1
+            self.horizon_months = history_horizon_months(end - int(log["day"].min()))
+        return self.horizon_months
 
     def choose_forecast(self, log: pd.DataFrame | None, end_day: int, summary: dict[str, Any]) -> str:
         """The forecast model for this run: the winner of the backtest on the shop's own orders
@@ -152,7 +156,7 @@ class Segmenter:
         elif log is None or log.empty:
             bt["message"] = "no orders"
         else:
-            horizon = round(self.p["backtest_months"] * DAYS_PER_MONTH)
+            horizon = self.horizon_days()
             cutoff = end_day - horizon
             known = log.loc[(log["day"] < cutoff) & log["purchase"], "customer"].nunique()
             if known < self.p.get("backtest_min_customers", 50):
@@ -189,19 +193,27 @@ class Segmenter:
     ) -> None:
         """Predicted value and churn of every customer; null fields with a reason on failure.
 
-        BG/NBD + Gamma-Gamma always give probability active and expected purchases.
-        The predicted value and churn probability come from the forecast model
-        :meth:`choose_forecast` picks (``log`` is :func:`order_day_log`); when that
-        model cannot be fitted the BG/NBD figures are used and the run says so.
-        ``end_day`` is the day after the as-of date (day number, UTC). The churn flags
-        (:meth:`flag_churn`) follow. ``summary["clv"]`` says what was fitted.
+        Everything looks ``summary["horizon_months"]`` ahead (:meth:`resolve_horizon`). BG/NBD +
+        Gamma-Gamma always give the expected purchases; the predicted value and churn probability
+        come from the forecast model :meth:`choose_forecast` picks (``log`` is
+        :func:`order_day_log`), scaled so that its backtest total was right with
+        ``FORECAST_CALIBRATE`` (:meth:`_calibrate`);
+        when that model cannot be fitted the BG/NBD figures are used and the run says so. The
+        probability active is the chance of an order in the horizon, 1 - the churn probability,
+        and the churn flags (:meth:`flag_churn`) follow it: every churn figure comes from one model.
+        ``end_day`` is the day after the as-of date (day number, UTC). ``summary["clv"]`` says
+        what was fitted.
         """
-        for column in ("p_alive", "expected_purchases_90d", "predicted_value_12m", "churn_probability"):
+        for column in ("p_alive", "expected_purchases_90d", "predicted_value", "churn_probability"):
             df[column] = np.nan
+        summary["horizon_months"] = self.resolve_horizon(log, end_day)
         clv = self._predict_btyd(df)
         summary["clv"] = clv
         if clv["status"] == "fitted" and log is not None and not log.empty:
             self._apply_forecast(df, log, int(end_day if end_day is not None else log["day"].max() + 1), summary, clv)
+        # one model for every churn figure: the chance of an order in the horizon is 1 - P(no order)
+        has_prob = np.isfinite(df["churn_probability"].to_numpy(dtype=float))
+        df.loc[has_prob, "p_alive"] = 1.0 - df.loc[has_prob, "churn_probability"]
         self.flag_churn(df)
 
     def _predict_btyd(self, df: pd.DataFrame) -> dict[str, Any]:
@@ -231,7 +243,7 @@ class Segmenter:
         mean_value: np.ndarray,
     ) -> None:
         """Fit BG/NBD and Gamma-Gamma on (a sample of) the customers and fill every customer's
-        ``p_alive``, ``expected_purchases_90d``, ``predicted_value_12m`` and ``churn_probability``
+        ``p_alive``, ``expected_purchases_90d``, ``predicted_value`` and ``churn_probability``
         (empty where a figure is not finite); ``clv`` gets the status, parameters and notes."""
         n = len(df)
         sample = self.p.get("clv_fit_sample_size") or n
@@ -251,14 +263,14 @@ class Segmenter:
             t_x,
             big_t,
             np.clip(mean_value, 0, None),
-            months=self.p["clv_months"],
+            months=self.horizon_months,
             days_per_unit=WEEK,
             monthly_discount_rate=self.p["clv_monthly_discount_rate"],
         )
         finite = np.isfinite(p_alive) & np.isfinite(expected) & np.isfinite(value)
         df["p_alive"] = np.where(finite, p_alive, np.nan)
         df["expected_purchases_90d"] = np.where(finite, expected, np.nan)
-        df["predicted_value_12m"] = np.where(finite, np.round(value, 2), np.nan)
+        df["predicted_value"] = np.where(finite, np.round(value, 2), np.nan)
         clv["status"] = "fitted"
         clv["params"] = {"bgnbd": bg.params_, **({"gamma_gamma": gg.params_} if gg is not None else {})}
         clv["message"] = gg_note
@@ -316,27 +328,63 @@ class Segmenter:
     def _apply_forecast(
         self, df: pd.DataFrame, log: pd.DataFrame, end_day: int, summary: dict[str, Any], clv: dict[str, Any]
     ) -> None:
-        """Replace the BG/NBD value and churn probability with the chosen model's, when it is another."""
+        """Replace the BG/NBD value and churn probability with the chosen model's, when it is another;
+        then calibrate the value on the backtest and say whether it beat "same as last period"."""
         chosen = self.choose_forecast(log, end_day, summary)
         clv["model"] = "bgnbd"
-        if chosen == "bgnbd":
+        if chosen != "bgnbd":
+            try:
+                fc = make_forecaster(chosen, self.p["random_state"]).fit_predict(log, end_day, self.horizon_days())
+            except (InsufficientDataError, CLVFitError, ValueError) as exc:
+                clv["message"] = (
+                    clv.get("message", "") + f" {chosen} could not be fitted ({exc}); BG/NBD is used."
+                ).strip()
+                fc = None
+            if fc is not None:
+                keys = customer_keys(df)
+                value = fc.value.reindex(keys).to_numpy(dtype=float)
+                ok = np.isfinite(value)
+                df["predicted_value"] = np.where(ok, np.round(value, 2), df["predicted_value"])
+                if fc.churn_probability is not None:
+                    prob = fc.churn_probability.reindex(keys).to_numpy(dtype=float)
+                    df["churn_probability"] = np.where(np.isfinite(prob), prob, df["churn_probability"])
+                clv["model"] = chosen
+                clv["notes"] = list(fc.notes)
+        self._calibrate(df, summary, clv["model"])
+
+    def _calibrate(self, df: pd.DataFrame, summary: dict[str, Any], model: str) -> None:
+        """With ``FORECAST_CALIBRATE``, scale the predicted values so that the model's total on the
+        backtest equals what its customers really spent there (``summary["calibration"]`` holds the
+        backtest's ratio and the factor either way), and record in
+        ``summary["versus_naive"]`` how the model did against "same as last period" on MAE and
+        Spearman (``beats`` only when better on both)."""
+        results = (summary.get("backtest") or {}).get("candidates") or {}
+        mine, naive = results.get(model) or {}, results.get("last_period") or {}
+        factor = calibration_factor(mine.get("total_ratio"))
+        if factor is not None:
+            applied = bool(self.p.get("forecast_calibrate"))
+            if applied:
+                df["predicted_value"] = np.round(df["predicted_value"] * factor, 2)
+            summary["calibration"] = {
+                "factor": round(factor, 4),
+                "backtest_total_ratio": round(mine["total_ratio"], 4),
+                "applied": applied,
+            }
+        if model == "last_period" or not (mine and naive):
+            summary["versus_naive"] = {"beats": False, "naive": model == "last_period"}
             return
-        try:
-            fc = make_forecaster(chosen, self.p["random_state"]).fit_predict(log, end_day, self.horizon_days())
-        except (InsufficientDataError, CLVFitError, ValueError) as exc:
-            clv["message"] = (
-                clv.get("message", "") + f" {chosen} could not be fitted ({exc}); BG/NBD is used."
-            ).strip()
-            return
-        keys = customer_keys(df)
-        value = fc.value.reindex(keys).to_numpy(dtype=float)
-        ok = np.isfinite(value)
-        df["predicted_value_12m"] = np.where(ok, np.round(value, 2), df["predicted_value_12m"])
-        if fc.churn_probability is not None:
-            prob = fc.churn_probability.reindex(keys).to_numpy(dtype=float)
-            df["churn_probability"] = np.where(np.isfinite(prob), prob, df["churn_probability"])
-        clv["model"] = chosen
-        clv["notes"] = list(fc.notes)
+        mae, naive_mae = mine.get("mae"), naive.get("mae")
+        rho, naive_rho = mine.get("spearman"), naive.get("spearman")
+        better_mae = _finite(mae) and _finite(naive_mae) and mae < naive_mae
+        better_rho = _finite(rho) and (not _finite(naive_rho) or rho > naive_rho)
+        summary["versus_naive"] = {
+            "beats": bool(better_mae and better_rho),
+            "naive": False,
+            "mae": finite_or_none(mae),
+            "naive_mae": finite_or_none(naive_mae),
+            "spearman": finite_or_none(rho),
+            "naive_spearman": finite_or_none(naive_rho),
+        }
 
 
 def btyd_inputs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -398,7 +446,7 @@ def summarise(df: pd.DataFrame, summary: dict[str, Any]) -> dict[str, int]:
             mean_r=("r_score", "mean"),
             mean_f=("f_score", "mean"),
             mean_m=("m_score", "mean"),
-            mean_predicted_value=("predicted_value_12m", "mean"),
+            mean_predicted_value=("predicted_value", "mean"),
             mean_churn_probability=("churn_probability", "mean"),
             churn_risk=("churn_risk", "mean"),
         ).sort_values("customers", ascending=False)
@@ -443,3 +491,7 @@ def forecast_disagreements(segments: list[dict[str, Any]], at_risk_share: float 
                 f"against {spent:,.2f} so far"
             )
     return out
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))

@@ -15,9 +15,23 @@ import numpy as np
 from django.core.cache import cache
 from django.db import connections
 from django.db.models import Count, Q
+from django.db.models.functions import Mod
 from oscar.core.loading import get_model
 
 CustomerSegment = get_model("segmentation", "CustomerSegment")
+
+#: customers drawn in the cluster plot at most
+CLUSTER_POINTS = 2000
+
+
+def cluster_points(run: Any, limit: int = CLUSTER_POINTS, using: str = "default") -> list[dict[str, Any]]:
+    """Up to ``limit`` of the run's customers with their recency, orders, net spend and cluster,
+    every n-th membership by id (spread over the whole run, no random sort): the cluster plot's."""
+    qs = CustomerSegment._default_manager.using(using).filter(run=run, cluster__isnull=False)
+    step = max(1, -(-int(run.n_customers or 0) // limit))
+    if step > 1:
+        qs = qs.annotate(slot=Mod("pk", step)).filter(slot=0)
+    return list(qs.order_by("pk").values("recency_days", "frequency", "monetary", "cluster")[:limit])
 
 
 def transitions(from_run: Any, to_run: Any, using: str = "default") -> list[tuple[str | None, str | None, int]]:

@@ -65,7 +65,7 @@ def _membership_frame(df: pd.DataFrame, run_id: int) -> pd.DataFrame:
             "cluster": df["cluster"].to_numpy(dtype=np.int64),
             "p_alive": df["p_alive"].to_numpy(dtype=float),
             "expected_purchases_90d": df["expected_purchases_90d"].to_numpy(dtype=float),
-            "predicted_value_12m": df["predicted_value_12m"].to_numpy(dtype=float),
+            "predicted_value": df["predicted_value"].to_numpy(dtype=float),
             "overdue_gaps": df["overdue_gaps"].to_numpy(dtype=float),
             "churn_probability": df["churn_probability"].to_numpy(dtype=float),
             "churn_p_alive": df["churn_p_alive"].to_numpy(dtype=bool),
@@ -89,7 +89,7 @@ def write_memberships(
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     objs = []
     for rec in records:
-        for key in ("monetary", "predicted_value_12m"):
+        for key in ("monetary", "predicted_value"):
             if rec[key] is not None:
                 rec[key] = Decimal(str(round(rec[key], 2)))
         objs.append(CustomerSegment(**rec))

@@ -146,7 +146,11 @@ def test_staff_roll_back_a_model_version(open_page: Any, trained_shop: TrainingS
     assert kind_row.locator("td").nth(1).inner_text() == f"v{live.pk}"
 
     version_row = page.locator("#versions tbody tr").filter(has=page.get_by_text(f"v{earlier.pk}", exact=True))
-    submit(version_row.get_by_role("button", name="Roll back to this"))
+    submit(version_row.get_by_role("link", name="Roll back to this…"))
+    # a page says what changes and asks for the box to be ticked (the server refuses a POST without it)
+    assert f"instead of v{live.pk}" in page.locator("#what-changes").inner_text()
+    page.get_by_label("I understand that this changes the recommendations every shopper sees").check()
+    submit(page.get_by_role("button", name="Roll back to this version"))
     assert kind_row.locator("td").nth(1).inner_text() == f"v{earlier.pk}"
     assert "is live" in page.locator(".alert-success").inner_text()
     live.refresh_from_db()

@@ -92,6 +92,14 @@ def test_training_settings_are_checked_at_startup(settings):
     assert checks.check_training_settings() == []
 
 
+def test_products_that_are_not_goods_are_named_by_text(settings):
+    assert checks.check_exclusions() == []  # the default: the importer's non-merchandise class
+    settings.RECOMMENDER = {"EXCLUDED_PRODUCT_CLASSES": ["non-merchandise", ""], "EXCLUDED_UPCS": [123, "POST"]}
+    found = checks.check_exclusions()
+    assert [m.id for m in found] == ["recommender.E013", "recommender.E013"]
+    assert "EXCLUDED_PRODUCT_CLASSES" in found[0].msg and "''" in found[0].msg and "123" in found[1].msg
+
+
 def test_production_settings_are_checked_when_debug_is_off(settings):
     from logging.config import dictConfig
 

@@ -88,20 +88,31 @@ def test_the_page_names_the_recurrent_cell(staff, trained):
     assert "blend (LSTM)" in staff.get(URL).content.decode()
 
 
-def test_rollback_and_retire_buttons(staff, trained):
+def test_rollback_and_retire_ask_for_confirmation_first(staff, trained):
     live = ModelVersion.objects.get(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE)
     earlier = ModelVersion.objects.filter(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.RETIRED).get()
-    response = staff.post(f"{URL}{earlier.pk}/promote/", follow=True)
+    page = staff.get(URL).content.decode()
+    assert f'href="{URL}{earlier.pk}/promote/"' in page and f'href="{URL}{live.pk}/retire/"' in page
+    # the button opens a page that says what changes; a POST without the box ticked changes nothing
+    confirm = staff.get(f"{URL}{earlier.pk}/promote/").content.decode()
+    assert "Roll back to this version" in confirm and f"instead of v{live.pk}" in confirm
+    refused = staff.post(f"{URL}{earlier.pk}/promote/").content.decode()
+    assert "Tick the box to confirm: nothing was changed." in refused
+    assert ModelVersion.objects.get(pk=live.pk).status == VersionStatus.LIVE
+    response = staff.post(f"{URL}{earlier.pk}/promote/", {"confirm": "on"}, follow=True)
     assert response.status_code == 200 and "is live" in response.content.decode()
     earlier.refresh_from_db()
     live.refresh_from_db()
     assert earlier.status == VersionStatus.LIVE and earlier.promoted_by.username == "staff"
     assert live.status == VersionStatus.RETIRED
+    assert "stops serving" in staff.get(f"{URL}{earlier.pk}/retire/").content.decode()
     staff.post(f"{URL}{earlier.pk}/retire/")
+    assert ModelVersion.objects.get(pk=earlier.pk).status == VersionStatus.LIVE  # not confirmed
+    staff.post(f"{URL}{earlier.pk}/retire/", {"confirm": "on"})
     assert not ModelVersion.objects.filter(kind=ModelKind.ALSO_VIEWED, status=VersionStatus.LIVE).exists()
     # a version without files (rejected, failed, pruned) cannot be promoted
     ModelVersion.objects.filter(pk=live.pk).update(artifact_path="", files={})
-    page = staff.post(f"{URL}{live.pk}/promote/", follow=True).content.decode()
+    page = staff.post(f"{URL}{live.pk}/promote/", {"confirm": "on"}, follow=True).content.decode()
     assert "has no files" in page
 
 

@@ -30,6 +30,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from recommender.measurement import report as reports
 from recommender.measurement.assignment import forget_running, running_experiment
+from tests.figures import assert_possible
 
 Experiment = get_model("recommender", "Experiment")
 Exposure = get_model("recommender", "Exposure")
@@ -257,6 +258,11 @@ def test_page_shows_each_placement_and_arm_figure(staff, shop):
     assert 'data-arm=""' not in html and "outside any experiment" not in html
     assert html.count("<svg") == 2  # CTR per day; revenue per visitor per group
     assert "clicks per 100 blocks shown" in html and "revenue per visitor (GBP)" in html
+
+
+def test_page_shows_no_impossible_figure(staff, shop):
+    assert_possible(staff.get(PAGE).content.decode(), signed=True)  # changes carry their sign
+    assert_possible(staff.get(PAGE, {"experiment": ""}).content.decode(), signed=True)
 
 
 def test_page_shows_each_arm_figure_and_its_interval(staff, shop):
@@ -493,3 +499,16 @@ def test_start_and_end_commands(db, settings):
     out = io.StringIO()
     call_command("end_experiment", stdout=out)
     assert "No experiment is running" in out.getvalue()
+
+
+def test_the_ctr_chart_takes_the_lazy_titles_placements_have():
+    """Placements' titles are lazy translations (the demo's are): the chart labels its lines with them."""
+    from datetime import date
+
+    from django.utils.translation import gettext_lazy
+
+    from recommender.dashboard import charts
+
+    days = [{"placement": "also_bought", "arm": "treatment", "day": date(2026, 12, 7), "impressions": 5, "clicks": 3}]
+    svg = charts.ctr_per_day(days, {"also_bought": gettext_lazy("Customers who bought this also bought")})
+    assert svg.startswith("<svg") and "Customers who bought this also bought" in svg

@@ -7,6 +7,7 @@ import random
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from oscar.core.loading import get_model
 from oscar.test.factories import UserFactory
@@ -67,9 +68,28 @@ def test_run_backtests_chooses_and_uses_one_model():
     for metrics in bt["candidates"].values():
         assert {"total_ratio", "mae", "rmse", "spearman", "top10_capture", "top20_capture", "churn_auc"} <= set(metrics)
         assert len(metrics["deciles"]) == 10
-    assert bt["cutoff"] == "2024-04-01"  # 3 months (91 days) before the day after the as-of date
+    # the horizon is half the history in whole months: the first order to the day after the as-of date
+    Order = get_model("order", "Order")
+    first = min(o.date_placed.date() for o in Order.objects.all())
+    months = min(12, round((AS_OF + timedelta(days=1) - first).days / (365.25 / 12)) // 2)
+    assert months == 9 and run.summary["horizon_months"] == months
+    assert bt["horizon_days"] == round(months * 365.25 / 12)
+    assert bt["cutoff"] == (AS_OF + timedelta(days=1) - timedelta(days=bt["horizon_days"])).isoformat()
     assert run.summary["clv"]["model"] == bt["winner"]
+    # the backtest's total ratio is reported; the values are scaled by it only with FORECAST_CALIBRATE
+    ratio = bt["candidates"][bt["winner"]]["total_ratio"]
+    assert run.summary["calibration"] == {
+        "factor": pytest.approx(1 / ratio, rel=1e-3),
+        "backtest_total_ratio": pytest.approx(ratio, rel=1e-3),
+        "applied": False,
+    }
+    verdict = run.summary["versus_naive"]
+    if bt["winner"] != "last_period":
+        mine, naive = bt["candidates"][bt["winner"]], bt["candidates"]["last_period"]
+        assert verdict["beats"] == (mine["mae"] < naive["mae"] and mine["spearman"] > naive["spearman"])
     rows = list(CustomerSegment.objects.filter(run=run))
+    # one model for every churn figure: the chance of an order is 1 - the chance of none
+    assert all(r.p_alive == pytest.approx(1 - r.churn_probability) for r in rows)
     probs = np.array([r.churn_probability for r in rows], dtype=float)
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
     once = [r for r in rows if r.frequency == 1]
@@ -79,7 +99,7 @@ def test_run_backtests_chooses_and_uses_one_model():
 
 
 def test_a_configured_model_is_used(settings):
-    settings.SEGMENTATION = {"FORECAST_MODEL": "last_period", "BACKTEST_ENABLED": False}
+    settings.SEGMENTATION = {"FORECAST_MODEL": "last_period", "BACKTEST_ENABLED": False, "FORECAST_HORIZON_MONTHS": 12}
     users = build_shop(n=30)
     run = services.run_segmentation(AS_OF)
     assert run.summary["backtest"]["status"] == "skipped"
@@ -91,7 +111,7 @@ def test_a_configured_model_is_used(settings):
     horizon = round(12 * 365.25 / 12)
     since = AS_OF + timedelta(days=1) - timedelta(days=horizon)
     spent = sum(float(o.total_incl_tax) for o in Order.objects.filter(user=u, date_placed__date__gte=since))
-    assert float(row.predicted_value_12m) == pytest.approx(spent, abs=0.01)
+    assert float(row.predicted_value) == pytest.approx(spent, abs=0.01)
 
 
 def test_small_shops_skip_the_backtest_with_a_reason():
@@ -109,7 +129,32 @@ def test_checks_reject_an_unknown_forecast_model(settings):
     assert [e.id for e in check_segmentation_settings()] == ["segmentation.E007"]
     settings.SEGMENTATION = {"FORECAST_CANDIDATES": ["bgnbd", "nope"]}
     assert [e.id for e in check_segmentation_settings()] == ["segmentation.E007"]
+    for horizon in (0, "12", True, "soon"):
+        settings.SEGMENTATION = {"FORECAST_HORIZON_MONTHS": horizon}
+        assert [e.id for e in check_segmentation_settings()] == ["segmentation.E007"], horizon
     settings.SEGMENTATION = {"CHURN_PROBABILITY_ABOVE": 1.5}
     assert [e.id for e in check_segmentation_settings()] == ["segmentation.E006"]
     settings.SEGMENTATION = {}
     assert check_segmentation_settings() == []
+
+
+@pytest.mark.parametrize(("history_months", "horizon"), [(30, 12), (24, 12), (13, 6), (7, 3), (1, 1)])
+def test_the_horizon_is_half_the_order_history_and_at_most_a_year(history_months, horizon):
+    from segmentation.services.pipeline import Segmenter
+
+    end_day = 20_000
+    first = end_day - round(history_months * 365.25 / 12)
+    log = pd.DataFrame({"customer": ["u1", "u2"], "day": [first, end_day - 1], "amount": [5.0, 9.0]})
+    assert Segmenter({"forecast_horizon_months": "auto"}).resolve_horizon(log, end_day) == horizon
+    assert Segmenter({"forecast_horizon_months": 3}).resolve_horizon(log, end_day) == 3
+
+
+def test_forecast_calibrate_scales_the_values_by_the_backtest(settings):
+    build_shop()
+    plain = {r.user_id: r.predicted_value for r in CustomerSegment.objects.filter(run=services.run_segmentation(AS_OF))}
+    settings.SEGMENTATION = {"FORECAST_CALIBRATE": True}
+    run = services.run_segmentation(AS_OF)
+    factor = run.summary["calibration"]["factor"]
+    assert run.summary["calibration"]["applied"] and factor != 1
+    for row in CustomerSegment.objects.filter(run=run):
+        assert float(row.predicted_value) == pytest.approx(float(plain[row.user_id]) * factor, rel=2e-4, abs=0.011)

@@ -164,7 +164,7 @@ def test_degenerate_shops_give_sensible_runs(orders):
     json.dumps(run.summary, allow_nan=False)
     assert run.summary["clv"]["status"] == "not fitted"
     assert run.summary["clv"]["message"]
-    assert not CustomerSegment.objects.filter(run=run, predicted_value_12m__isnull=False).exists()
+    assert not CustomerSegment.objects.filter(run=run, predicted_value__isnull=False).exists()
     buyers = {key for key, total, _placed in orders if not total.startswith("-")}
     assert run.n_customers == len(buyers)
 
