@@ -40,6 +40,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def on_off_summary(timings: dict[str, list[float]]) -> dict[str, float]:
+    """Median and p95 (ms) of the ``off`` and ``on`` timings, and what ``on`` adds to each."""
+    out = {
+        f"{name}_{stat}_ms": round(fn(values), 3)
+        for name, values in timings.items()
+        for stat, fn in (("median", statistics.median), ("p95", lambda v: percentile(v, 95)))
+    }
+    out["added_median_ms"] = round(out["on_median_ms"] - out["off_median_ms"], 3)
+    out["added_p95_ms"] = round(out["on_p95_ms"] - out["off_p95_ms"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="requests per variant (>= 500)")
@@ -112,14 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
         "database": settings.DATABASES["default"]["ENGINE"],
         "requests_per_variant": args.requests,
         "events_recorded": recorded,
-        **{
-            f"{name}_{stat}_ms": round(fn(values), 3)
-            for name, values in timings.items()
-            for stat, fn in (("median", statistics.median), ("p95", lambda v: percentile(v, 95)))
-        },
+        **on_off_summary(timings),
     }
-    result["added_median_ms"] = round(result["on_median_ms"] - result["off_median_ms"], 3)
-    result["added_p95_ms"] = round(result["on_p95_ms"] - result["off_p95_ms"], 3)
 
     print("\n| variant | requests | median ms | p95 ms |")
     print("|---|---:|---:|---:|")

@@ -20,11 +20,10 @@ import argparse
 import json
 import os
 import re
-import statistics
 import sys
 import time
 
-from benchmarks.capture_overhead import percentile, recreate_database
+from benchmarks.capture_overhead import on_off_summary, recreate_database
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_measurement"
 
@@ -112,14 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
         "blocks_per_page": blocks,
         "links_followed": len(links),
         "recorded": recorded,
-        **{
-            f"{name}_{stat}_ms": round(fn(values), 3)
-            for name, values in timings.items()
-            for stat, fn in (("median", statistics.median), ("p95", lambda v: percentile(v, 95)))
-        },
+        **on_off_summary(timings),
     }
-    result["added_median_ms"] = round(result["on_median_ms"] - result["off_median_ms"], 3)
-    result["added_p95_ms"] = round(result["on_p95_ms"] - result["off_p95_ms"], 3)
 
     print(f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links")
     print("| impressions and clicks | requests | median ms | p95 ms |")

@@ -214,6 +214,8 @@ def backtest(
     act = holdout_actuals(log, feat.index, cutoff_day, cutoff_day + horizon_days)
     actual = act["spend"].to_numpy()
     bought = act["purchase_days"].to_numpy()
+    if not (bought > 0).any():  # a shop quiet for the whole holdout: every model "predicts" nothing right
+        raise InsufficientDataError(f"no customer bought in the {horizon_days} days after the cutoff")
     results: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     shared: dict = {}  # window features, computed once for every gradient boosting candidate

@@ -355,8 +355,8 @@ class Segmenter:
     def _calibrate(self, df: pd.DataFrame, summary: dict[str, Any], model: str) -> None:
         """With ``FORECAST_CALIBRATE``, scale the predicted values so that the model's total on the
         backtest equals what its customers really spent there (``summary["calibration"]`` holds the
-        backtest's ratio and the factor either way), and record in
-        ``summary["versus_naive"]`` how the model did against "same as last period" on MAE and
+        backtest's ratio and the factor either way), and record in ``summary["versus_naive"]`` (when
+        the backtest scored both) how the model did against "same as last period" on MAE and
         Spearman (``beats`` only when better on both)."""
         results = (summary.get("backtest") or {}).get("candidates") or {}
         mine, naive = results.get(model) or {}, results.get("last_period") or {}
@@ -370,8 +370,10 @@ class Segmenter:
                 "backtest_total_ratio": round(mine["total_ratio"], 4),
                 "applied": applied,
             }
-        if model == "last_period" or not (mine and naive):
-            summary["versus_naive"] = {"beats": False, "naive": model == "last_period"}
+        if model == "last_period":
+            summary["versus_naive"] = {"beats": False, "naive": True}
+            return
+        if not (mine and naive):  # no backtest, or one without both: nothing to compare
             return
         mae, naive_mae = mine.get("mae"), naive.get("mae")
         rho, naive_rho = mine.get("spearman"), naive.get("spearman")

@@ -14,7 +14,8 @@ from segmentation import services
 def summary_table(run: Any) -> str:
     """Segments, customers, revenue share and mean R/F/M of a run, as fixed-width text."""
     head = f"{'segment':<22}{'customers':>10}{'share':>8}{'revenue':>9}{'recency':>9}{'orders':>8}{'spend':>11}"
-    head += f"{'R/F/M':>13}{'pred. 12m':>11}{'churn':>7}"
+    predicted = f"pred. {run.summary.get('horizon_months', '?')}m"  # spend over the run's horizon
+    head += f"{'R/F/M':>13}{predicted:>11}{'churn':>7}"
     lines = [head, "-" * len(head)]
 
     def pct(v: Any) -> str:

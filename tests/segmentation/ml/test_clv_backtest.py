@@ -14,6 +14,7 @@ import pytest
 
 from segmentation.ml.backtest import (
     backtest,
+    calibration_factor,
     churn_auc,
     decile_calibration,
     evaluate_forecast,
@@ -21,13 +22,20 @@ from segmentation.ml.backtest import (
     top_capture,
     total_ratio,
 )
-from segmentation.ml.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value, summarise_transactions
+from segmentation.ml.clv import (
+    BetaGeoModel,
+    GammaGammaModel,
+    InsufficientDataError,
+    customer_lifetime_value,
+    summarise_transactions,
+)
 from segmentation.ml.forecast import (
     CANDIDATES,
     GBMForecaster,
     LastPeriodForecaster,
     customer_features,
     daily_log,
+    history_horizon_months,
     holdout_actuals,
 )
 
@@ -242,6 +250,21 @@ def test_backtest_side_by_side_is_deterministic() -> None:
     start_day = start + 270
     spend = log[(log["day"] >= start_day) & (log["day"] < start_day + 90)].groupby("customer")["amount"].sum()
     assert a["references"]["mae_all_zero"] == pytest.approx(spend.clip(lower=0).sum() / a["customers"])
+
+
+def test_a_holdout_without_a_single_purchase_is_no_backtest() -> None:
+    """A shop quiet for the whole holdout (an old import segmented today): nothing to score models on."""
+    log = _synthetic_log()
+    quiet_from = int(log["day"].max()) + 1
+    with pytest.raises(InsufficientDataError, match="no customer bought in the 90 days after the cutoff"):
+        backtest(log, quiet_from + 400, 90, list(CANDIDATES))
+
+
+def test_horizon_and_calibration_rules() -> None:
+    assert [history_horizon_months(m * 365.25 / 12) for m in (30, 24, 13, 7, 1, 0)] == [12, 12, 6, 3, 1, 1]
+    assert calibration_factor(0.5) == 2.0 and calibration_factor(100.0) == pytest.approx(1 / 5)
+    assert calibration_factor(None) is None and calibration_factor(float("nan")) is None
+    assert calibration_factor(0.0) is None
 
 
 def test_gbm_refuses_too_little_history() -> None:

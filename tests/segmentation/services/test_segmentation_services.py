@@ -197,6 +197,7 @@ def test_command_prints_summary_table():
     text = out.getvalue()
     assert "segment" in text and "customers" in text and "revenue" in text
     run = SegmentationRun.objects.get()
+    assert f"pred. {run.summary['horizon_months']}m" in text  # the horizon the run forecast
     for name in run.segment_counts:
         assert name[:21] in text
     with pytest.raises(CommandError):
