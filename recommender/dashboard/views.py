@@ -203,8 +203,7 @@ def _interval(low: float | None, high: float | None, fmt: Any) -> str:
 
 def _shown_comparison(c: dict[str, Any]) -> dict[str, Any]:
     """A comparison's figures as the page writes them (rates in %, amounts with two decimals)."""
-    rate = c["kind"] in ("proportion", "ratio")  # conversion, click-through: shares, in % and points
-    fmt = _pct if rate else _amount
+    fmt = _pct if c["kind"] == "proportion" else _amount
     size = c["sample_size"]
     return {
         **c,
@@ -212,8 +211,8 @@ def _shown_comparison(c: dict[str, Any]) -> dict[str, Any]:
         "treatment_text": fmt(c["treatment"]),
         "uplift_text": _pct(c["uplift"], signed=True),
         "uplift_interval": _interval(c["uplift_low"], c["uplift_high"], _pct),
-        "diff_text": (_points(c["diff"]) if rate else _amount(c["diff"], signed=True)),
-        "diff_interval": _interval(c["diff_low"], c["diff_high"], _points if rate else _amount),
+        "diff_text": (_points(c["diff"]) if c["kind"] == "proportion" else _amount(c["diff"], signed=True)),
+        "diff_interval": _interval(c["diff_low"], c["diff_high"], _points if c["kind"] == "proportion" else _amount),
         "p_text": DASH if c["p_value"] is None else f"{c['p_value']:.3f}",
         "size_text": (
             f"{size['control']:,} in control, {size['treatment']:,} in treatment ({size['total']:,} in all)"

@@ -477,7 +477,7 @@ def build_report(flt: ReportFilter) -> dict[str, Any]:
     if flt.experiment is not None:
         sums = _arm_sums(flt, lo, hi)
         arms = [_arm_row(arm, sums.get(arm, _ArmSums())) for arm in (Arm.TREATMENT.value, Arm.CONTROL.value)]
-        comparisons = [*_comparisons(flt, sums), _ctr_comparison(_ctr_sums(flt, lo, hi))]
+        comparisons = _comparisons(flt, sums) + [_ctr_comparison(_ctr_sums(flt, lo, hi))]
     headline = next((c["verdict"] for c in comparisons if c["metric"] == "revenue per visitor"), "")
     return {
         "start": flt.start,
