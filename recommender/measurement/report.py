@@ -318,38 +318,6 @@ def _arm_sums(flt: ReportFilter, lo: datetime, hi: datetime) -> dict[str, _ArmSu
     }
 
 
-def _ctr_sums(flt: ReportFilter, lo: datetime, hi: datetime) -> dict[str, Any]:
-    """Per arm, the CTR's per-visitor sums (:class:`recommender.ml.experiments.RatioSums`): each
-    person shown a block in the period is one unit, with ``x`` their clicks and ``y`` the blocks
-    they were shown; one query, aggregated in the database."""
-    from django.db import connection
-
-    from recommender.ml.experiments import RatioSums
-
-    quote = connection.ops.quote_name
-    Impression = get_model("recommender", "Impression")
-    Click = get_model("recommender", "Click")
-
-    def per_person(model: Any, count: str) -> str:
-        return (
-            f"SELECT arm, COALESCE(user_id, 0) AS uid, visitor_id AS vid, COUNT(*) AS {count} "
-            f"FROM {quote(model._meta.db_table)} WHERE experiment_id = %s AND created >= %s AND created < %s "
-            "GROUP BY arm, COALESCE(user_id, 0), visitor_id"
-        )
-
-    sql = (
-        f"WITH shown AS ({per_person(Impression, 'y')}), clicked AS ({per_person(Click, 'x')}) "
-        "SELECT s.arm, COUNT(*), SUM(COALESCE(c.x, 0)), SUM(s.y), SUM(COALESCE(c.x, 0) * COALESCE(c.x, 0)), "
-        "SUM(s.y * s.y), SUM(COALESCE(c.x, 0) * s.y) "
-        "FROM shown s LEFT JOIN clicked c ON c.arm = s.arm AND c.uid = s.uid AND c.vid = s.vid GROUP BY s.arm"
-    )
-    params = [flt.experiment.pk, lo, hi] * 2
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return {arm: RatioSums(int(n), *(float(v or 0) for v in sums)) for arm, n, *sums in rows}
-
-
 def mean_interval(n: int, total: float, total_sq: float, alpha: float = ALPHA) -> tuple[float | None, float | None]:
     """The Student t interval of one arm's mean from its sufficient statistics (SciPy's ``t.interval``);
     ``(None, None)`` with fewer than two visitors or no spread."""
@@ -433,19 +401,6 @@ def _comparisons(flt: ReportFilter, arms: dict[str, _ArmSums]) -> list[dict[str,
     return out
 
 
-CTR_NOTE = "The sample size is planned on orders; the click-through rate shows its interval only."
-
-
-def _ctr_comparison(sums: dict[str, Any]) -> dict[str, Any]:
-    """The click-through rate, treatment against control, the visitor as the unit (a visitor's
-    impressions are not independent, so an interval over impressions would be too narrow)."""
-    from recommender.ml.experiments import RatioSums, compare_ratios
-
-    empty = RatioSums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    control, treatment = sums.get(Arm.CONTROL.value, empty), sums.get(Arm.TREATMENT.value, empty)
-    return _with_plan(compare_ratios(control, treatment, ALPHA, metric="click-through rate"), None, CTR_NOTE)
-
-
 def _with_plan(comparison: Comparison, size: SampleSize | None, note: str) -> dict[str, Any]:
     data = comparison.as_dict()
     data["sample_size"] = asdict(size) if size is not None else None
@@ -477,7 +432,7 @@ def build_report(flt: ReportFilter) -> dict[str, Any]:
     if flt.experiment is not None:
         sums = _arm_sums(flt, lo, hi)
         arms = [_arm_row(arm, sums.get(arm, _ArmSums())) for arm in (Arm.TREATMENT.value, Arm.CONTROL.value)]
-        comparisons = _comparisons(flt, sums) + [_ctr_comparison(_ctr_sums(flt, lo, hi))]
+        comparisons = _comparisons(flt, sums)
     headline = next((c["verdict"] for c in comparisons if c["metric"] == "revenue per visitor"), "")
     return {
         "start": flt.start,
