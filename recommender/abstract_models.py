@@ -88,6 +88,7 @@ class ModelKind(models.TextChoices):
     BOUGHT_TOGETHER = "bought_together", _("Frequently bought together")
     TRENDING = "trending", _("Trending now")
     TRENDING_SEGMENT = "trending_segment", _("Trending in the customer's segment")
+    NEXT_ACTION = "next_action", _("Purchase intent (next action)")
 
 
 class TrainingStatus(models.TextChoices):

@@ -24,7 +24,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage, storages
 
 from recommender.conf import app_settings
-from recommender.ml.base import ModelFileError, Recommender
+from recommender.ml import intent
+from recommender.ml.base import ModelFileError, Recommender, read_model_files
 from recommender.ml.registry import load_model
 
 ITEMS_FILE = "items.json"
@@ -38,7 +39,7 @@ class ArtifactError(ValueError):
 class LoadedModel:
     """A verified model with the product id of each of its item indices."""
 
-    model: Recommender
+    model: Any  # a Recommender, or the purchase-intent IntentScorer
     product_ids: list[int]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -68,8 +69,8 @@ def write(
     model: Recommender, product_ids: Sequence[int], kind: str, version_id: int, meta: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, str]]:
     """Save ``model``, its product ids and ``meta`` (JSON) to storage; returns (folder, {file name: sha256})."""
-    if len(product_ids) != model.n_items_:
-        raise ArtifactError(f"{len(product_ids)} product ids for a model of {model.n_items_} items")
+    if len(product_ids) != getattr(model, "n_items_", 0):
+        raise ArtifactError(f"{len(product_ids)} product ids for a model of {getattr(model, 'n_items_', 0)} items")
     folder = f"{app_settings.MODEL_STORAGE_PREFIX.rstrip('/')}/{kind}/v{version_id}-{secrets.token_hex(4)}"
     files: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="recommender-save-") as tmp:
@@ -99,7 +100,7 @@ def load(folder: str, files: dict[str, str]) -> LoadedModel:
                 raise ArtifactError(f"{folder}/{name} does not match its checksum (damaged or replaced)")
             Path(tmp, name).write_bytes(data)
         try:
-            model = load_model(tmp)
+            model = _load_model(tmp)
             items = json.loads(Path(tmp, ITEMS_FILE).read_text())
             product_ids, meta = items["product_ids"], dict(items.get("meta") or {})
         except ModelFileError as exc:
@@ -109,8 +110,18 @@ def load(folder: str, files: dict[str, str]) -> LoadedModel:
     if not isinstance(product_ids, list) or len(product_ids) != model.n_items_:
         raise ArtifactError(f"{folder}: {ITEMS_FILE} does not name the model's {model.n_items_} items")
     loaded = LoadedModel(model, [int(p) for p in product_ids], meta)
-    check_scores(loaded)
+    if isinstance(model, Recommender):
+        check_scores(loaded)
     return loaded
+
+
+def _load_model(directory: str) -> Any:
+    """A registered recommendation model, or the purchase-intent network's NumPy scorer (which
+    checks its own probabilities as it loads)."""
+    config, _ = read_model_files(directory)
+    if config.get("model") == intent.MODEL_NAME:
+        return intent.IntentScorer.load(directory)
+    return load_model(directory)
 
 
 def check_scores(loaded: LoadedModel) -> None:

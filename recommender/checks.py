@@ -202,7 +202,23 @@ def check_training_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
                 id="recommender.E021",
             )
         )
-    return errors
+    return errors + _intent_errors()
+
+
+def _intent_errors() -> list[checks.CMessage]:
+    """The purchase-intent settings (``recommender.E022``)."""
+    problems = []
+    if app_settings.INTENT_CELL not in ("gru", "lstm"):
+        problems.append(f'INTENT_CELL is {app_settings.INTENT_CELL!r}, not "gru" or "lstm"')
+    q = list(app_settings.INTENT_BAND_QUANTILES)
+    if len(q) != 2 or not all(isinstance(v, int | float) for v in q) or not 0 < q[0] < q[1] < 1:
+        problems.append(f"INTENT_BAND_QUANTILES is {q!r}, not two increasing numbers between 0 and 1")
+    if app_settings.INTENT_VISIT_GAP_MINUTES <= 0 or app_settings.INTENT_ACTIVE_DAYS <= 0:
+        problems.append("INTENT_VISIT_GAP_MINUTES and INTENT_ACTIVE_DAYS must be > 0")
+    return [
+        checks.Error(f"RECOMMENDER: {problem}.", hint="See the purchase-intent settings.", id="recommender.E022")
+        for problem in problems
+    ]
 
 
 def check_exclusions(app_configs: Any = None, **kwargs: Any) -> list[checks.CMessage]:

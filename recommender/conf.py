@@ -214,6 +214,44 @@ SETTINGS = [
         "a `STORAGES` alias for the model files (e.g. S3 through django-storages); `None`: `default_storage`",
     ),
     Setting("MODEL_STORAGE_PREFIX", str, "recommender/models", "folder of the model files in that storage"),
+    # Purchase intent (the ``next_action`` kind)
+    Setting(
+        "INTENT_CELL",
+        str,
+        "lstm",
+        '`"lstm"` or `"gru"`: the recurrent cell of the purchase-intent network; the other cell is trained '
+        "beside it in every run and its figures are stored on the version",
+        training=True,
+    ),
+    Setting(
+        "INTENT_PARAMS",
+        dict,
+        {},
+        'constructor overrides for the purchase-intent network (`NextActionModel`), e.g. `{"hidden_size": 64}`',
+        training=True,
+    ),
+    Setting(
+        "INTENT_VISIT_GAP_MINUTES",
+        (int, float),
+        30,
+        'a visit ends after this much inactivity: the next action after its last event is "leave"',
+        training=True,
+    ),
+    Setting(
+        "INTENT_BAND_QUANTILES",
+        (list, tuple),
+        [0.5, 0.9],
+        'two quantiles of the intent on the held-out days cut the bands `"low"`, `"medium"` and `"high"` '
+        "(by default: the top 10 % of moments are high, the bottom half low)",
+        training=True,
+    ),
+    Setting(
+        "INTENT_ACTIVE_DAYS",
+        (int, float),
+        7,
+        "the behaviour page counts the visitors active in the last N days of the training run per band",
+        training=True,
+    ),
     # Serving (recommender.serving)
     Setting(
         "SERVING_ENABLED",

@@ -6,7 +6,8 @@ the class; otherwise ours (``recommender.serving.rungs.Rungs``). Unlike a fork o
 fork here holds only the modules it changes, and the label need not be installed at all.
 
 Labels: ``recommender_serving`` (the blocks: ``placements``, ``rungs``, ``rules``, ``cache``,
-``tokens``, ``service``) and ``recommender_training`` (``gate``: the promotion gate).
+``tokens``, ``service``) and ``recommender_training`` (``gate``: the promotion gates; ``intent``:
+the purchase-intent kind).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ alone is not a result when "always view" is right ~90% of the time.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -22,31 +23,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from recommender.ml import progress
 from recommender.ml.base import HasParams, ModelFileError, read_model_files, write_model_files
 from recommender.ml.evaluation import macro_f1, per_class_f1
+from recommender.ml.intent import MODEL_NAME, N_GAP, N_HOUR
+from recommender.ml.intent import features as _features
 from recommender.ml.sequence.training import Adam, torch_settings
-
-N_HOUR, N_GAP = 24, 20
-
-
-def _features(types: np.ndarray, ts: np.ndarray | None, items: np.ndarray | None, cats: np.ndarray | None):
-    """Per-event int features: type+1, hour+1, gap bucket+1, item seen before (1/2), category seen before (1/2)."""
-    n = len(types)
-    f = np.zeros((n, 5), dtype=np.int64)
-    f[:, 0] = np.asarray(types, dtype=np.int64) + 1
-    if ts is not None and n:
-        ts = np.asarray(ts, dtype=np.int64)
-        f[:, 1] = (ts % 86400) // 3600 + 1
-        gaps = np.diff(ts, prepend=ts[0]).clip(min=0)
-        f[:, 2] = np.floor(np.log2(gaps + 1.0)).astype(np.int64).clip(0, N_GAP - 2) + 1
-        f[0, 2] = N_GAP
-    for col, ids in ((3, items), (4, cats)):
-        if ids is not None:
-            seen: set = set()
-            for i, v in enumerate(ids):
-                f[i, col] = 2 if v in seen else 1
-                seen.add(v)
-    return f
 
 
 class _Net(nn.Module):
@@ -74,7 +56,7 @@ class _Net(nn.Module):
 class NextActionModel(HasParams):
     """Predicts the type of the next event (``0 .. n_classes - 1``) from the events so far."""
 
-    name = "next_action"
+    name = MODEL_NAME
 
     def __init__(
         self,
@@ -92,6 +74,8 @@ class NextActionModel(HasParams):
         patience: int = 5,
         seed: int = 0,
         num_threads: int | None = None,
+        time_budget: float | None = None,
+        select_by: str = "macro_f1",
     ) -> None:
         self.n_classes = n_classes
         self.hidden_size = hidden_size
@@ -107,10 +91,15 @@ class NextActionModel(HasParams):
         self.patience = patience
         self.seed = seed
         self.num_threads = num_threads
+        self.time_budget = time_budget
+        self.select_by = select_by
 
     # -- data ---------------------------------------------------------------
-    def _windows(self, types, times, items, cats, first_target=None):
-        """(features (L, 5), targets (L,), with -1 where there is nothing to predict) per window."""
+    def _windows(self, types, times, items, cats, first_target=None, targets=None):
+        """(features (L, 5), targets (L,), with -1 where there is nothing to predict) per window.
+
+        ``targets[i]`` gives sequence ``i``'s targets (``-1``: none); without them each event's
+        target is the next event's type."""
         out = []
         for i, ty in enumerate(types):
             ty = np.asarray(ty, dtype=np.int64)
@@ -120,11 +109,14 @@ class NextActionModel(HasParams):
                 None if items is None else items[i],
                 None if cats is None else cats[i],
             )
-            y = np.full(len(ty), -1, dtype=np.int64)
-            y[:-1] = ty[1:]
+            if targets is not None:
+                y = np.asarray(targets[i], dtype=np.int64).copy()
+            else:
+                y = np.full(len(ty), -1, dtype=np.int64)
+                y[:-1] = ty[1:]
             if first_target is not None:  # only targets at positions >= first_target[i] count
                 y[: max(int(first_target[i]) - 1, 0)] = -1
-            for a in range(0, max(len(ty) - 1, 1), self.max_len):
+            for a in range(0, max(len(ty), 1), self.max_len):
                 if (y[a : a + self.max_len] >= 0).any():
                     out.append((f[a : a + self.max_len], y[a : a + self.max_len]))
         return out
@@ -140,11 +132,11 @@ class NextActionModel(HasParams):
         return torch.from_numpy(x), torch.from_numpy(y)
 
     # -- training -----------------------------------------------------------
-    def fit(self, types, times=None, items=None, cats=None) -> Self:
-        """``types[i]``: event types of user/session ``i`` in time order; the rest align with them."""
+    def fit(self, types, times=None, items=None, cats=None, targets=None) -> Self:
+        """``types[i]``: event types of user/session ``i`` in time order; the rest align with them.
+        ``targets[i]``: each event's class (``-1``: none); by default the next event's type."""
         with torch_settings(self.num_threads, True):
             torch.manual_seed(self.seed)
-            rng = np.random.default_rng(self.seed)
             # validation: the last events of each sequence (time order), as targets only
             n_val = [round(len(t) * self.validation_fraction) if len(t) >= 4 else 0 for t in types]
             cut = [len(t) - v for t, v in zip(types, n_val, strict=True)]
@@ -152,52 +144,65 @@ class NextActionModel(HasParams):
             def head(a):
                 return None if a is None else [np.asarray(s)[:c] for s, c in zip(a, cut, strict=True)]
 
-            train = self._windows(head(types), head(times), head(items), head(cats))
-            val = self._windows(types, times, items, cats, first_target=cut) if sum(n_val) else []
+            train = self._windows(head(types), head(times), head(items), head(cats), targets=head(targets))
+            val = self._windows(types, times, items, cats, first_target=cut, targets=targets) if sum(n_val) else []
+            if not train:
+                raise ValueError("no event has a known next action to learn from")
             ys = np.concatenate([y[y >= 0] for _, y in train])
             freq = np.bincount(ys, minlength=self.n_classes).astype(np.float64) + 1.0
             w = (freq.sum() / freq) ** self.class_weight_power
-            weight = torch.tensor(w / w.mean(), dtype=torch.float32)
             self.majority_class_ = int(np.argmax(freq))
             self._net = _Net(self.n_classes, self.hidden_size, self.cell, self.dropout)
-            opt = Adam(self._net.parameters(), lr=self.lr)
-            best, best_state, bad = -1.0, None, 0
+            self._train(train, val, torch.tensor(w / w.mean(), dtype=torch.float32))
             self.offsets_ = np.zeros(self.n_classes, dtype=np.float32)
-            self.history_ = []
-            for epoch in range(1, self.epochs + 1):
-                self._net.train()
-                order = rng.permutation(len(train))
-                for s in range(0, len(order), self.batch_size):
-                    x, y = self._pad([train[i] for i in order[s : s + self.batch_size]])
-                    logits = self._net(x)
-                    loss = F.cross_entropy(logits.reshape(-1, self.n_classes), y.reshape(-1), weight, ignore_index=-1)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                if not val:
-                    continue
-                probs, yv = self._predict_windows(val)
-                f1 = macro_f1(yv, probs.argmax(1))
-                self.history_.append({"epoch": epoch, "val_macro_f1": f1})
-                if f1 > best:
-                    best, bad = f1, 0
-                    best_state = {k: v.detach().clone() for k, v in self._net.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad > self.patience:
-                        break
-            if best_state is not None:
-                self._net.load_state_dict(best_state)
-            self._net.eval()
             if val and self.tune_offsets:
                 probs, yv = self._predict_windows(val)
                 self.offsets_ = _tune_offsets(np.log(probs + 1e-9), yv, self.n_classes)
         return self
 
+    def _train(self, train, val, weight: torch.Tensor) -> None:
+        """Epochs until ``epochs``, ``patience`` epochs without a better validation score, or the
+        ``time_budget`` (seconds, at least one epoch); the best epoch's weights are kept. The score
+        is macro-F1 of the most probable class, or the log loss with ``select_by="log_loss"``."""
+        rng = np.random.default_rng(self.seed)
+        opt = Adam(self._net.parameters(), lr=self.lr)
+        best, best_state, bad = -np.inf, None, 0
+        self.history_ = []
+        started = time.monotonic()
+        for epoch in range(1, self.epochs + 1):
+            self._net.train()
+            order = rng.permutation(len(train))
+            for s in range(0, len(order), self.batch_size):
+                x, y = self._pad([train[i] for i in order[s : s + self.batch_size]])
+                logits = self._net(x)
+                loss = F.cross_entropy(logits.reshape(-1, self.n_classes), y.reshape(-1), weight, ignore_index=-1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            out_of_time = self.time_budget is not None and time.monotonic() - started > self.time_budget
+            progress.report(stage="epoch", epoch=epoch, epochs=self.epochs, cell=self.cell)
+            if val:
+                probs, yv = self._predict_windows(val)
+                if self.select_by == "log_loss":
+                    score = float(np.log(probs[np.arange(len(yv)), yv] + 1e-9).mean())
+                else:
+                    score = macro_f1(yv, probs.argmax(1))
+                self.history_.append({"epoch": epoch, f"val_{self.select_by}": score})
+                if score > best:
+                    best, bad = score, 0
+                    best_state = {k: v.detach().clone() for k, v in self._net.state_dict().items()}
+                else:
+                    bad += 1
+            if out_of_time or bad > self.patience:
+                break
+        if best_state is not None:
+            self._net.load_state_dict(best_state)
+        self._net.eval()
+
     @torch.inference_mode()
     def _predict_windows(self, windows) -> tuple[np.ndarray, np.ndarray]:
         self._net.eval()
-        ps, ys = [], []
+        ps, ys = [np.zeros((0, self.n_classes), dtype=np.float32)], [np.zeros(0, dtype=np.int64)]
         for s in range(0, len(windows), 256):
             x, y = self._pad(windows[s : s + 256])
             p = torch.softmax(self._net(x), -1)
@@ -229,12 +234,21 @@ class NextActionModel(HasParams):
         p = self.predict_proba(types, times, items, cats)
         return (np.log(p + 1e-9) + self.offsets_).argmax(1)
 
-    def evaluate(self, types, times=None, items=None, cats=None, first_target=None) -> dict[str, Any]:
+    def predict_targets(
+        self, types, times=None, items=None, cats=None, targets=None, first_target=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(n, n_classes)`` before each known target, and the targets ``(n,)``."""
+        return self._predict_windows(self._windows(types, times, items, cats, first_target, targets))
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """The class predicted from each row of probabilities (with the offsets tuned for macro-F1)."""
+        return (np.log(probs + 1e-9) + self.offsets_).argmax(1)
+
+    def evaluate(self, types, times=None, items=None, cats=None, first_target=None, targets=None) -> dict[str, Any]:
         """Accuracy and macro-F1 over every next event (positions >= ``first_target`` when given),
         against always predicting the majority class of the *training* targets."""
-        windows = self._windows(types, times, items, cats, first_target)
-        probs, y = self._predict_windows(windows)
-        pred = (np.log(probs + 1e-9) + self.offsets_).argmax(1)
+        probs, y = self.predict_targets(types, times, items, cats, targets, first_target)
+        pred = self.decide(probs)
         maj = np.full_like(y, int(self.majority_class_))
         return {
             "n": len(y),
@@ -249,6 +263,7 @@ class NextActionModel(HasParams):
             "confusion": _confusion(y, pred, self.n_classes).tolist(),
         }
 
+    n_items_ = 0  # it ranks no products (a version's files name none)
     majority_class_ = 0  # set by fit (views, on every event stream we know)
 
     # -- persistence -----------------------------------------------------------

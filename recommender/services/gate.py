@@ -93,3 +93,28 @@ class PromotionGate:
         """The paired test of the candidate against the live configuration, with ``alpha``."""
         test = paired_worse_test(per_case(candidate_ranks, self.metric), per_case(live_ranks, self.metric), self.metric)
         return test | {"alpha": self.alpha}
+
+
+class NextActionGate:
+    """The purchase-intent model's policy (the ``next_action`` kind), on its held-out days: at least
+    ``MIN_HOLDOUT_CASES`` next actions to judge, and a macro-F1 over view, basket, purchase and leave
+    above both baselines, always predicting the most frequent action of the training days and
+    "the next action repeats the last one". A shop replaces it like :class:`PromotionGate`."""
+
+    baselines = ("majority", "repeat_last")
+
+    def __init__(self, min_cases: int | None = None) -> None:
+        self.min_cases = int(app_settings.MIN_HOLDOUT_CASES if min_cases is None else min_cases)
+
+    def decide(self, metrics: dict[str, Any]) -> Decision:
+        n = metrics["n_cases"]
+        if n < self.min_cases:
+            return Decision(
+                False, f"only {n} held-out next actions (< MIN_HOLDOUT_CASES = {self.min_cases}): too few to judge"
+            )
+        cand = metrics["candidate"]["macro_f1"]
+        figures = {name: metrics[name]["macro_f1"] for name in self.baselines} | {"candidate": cand}
+        shown = ", ".join(f"{name.replace('_', ' ')} {figures[name]:.4f}" for name in self.baselines)
+        if not all(cand > figures[name] for name in self.baselines):
+            return Decision(False, f"macro-F1 {cand:.4f} does not beat both baselines ({shown})", figures)
+        return Decision(True, f"macro-F1 {cand:.4f} beats both baselines ({shown})", figures)

@@ -19,6 +19,9 @@ For each kind of model (:class:`~recommender.abstract_models.ModelKind`):
 5. a promoted candidate is refitted on all data (holdout included), written to storage,
    verified by loading it back, and only then made live (one transaction).
 
+The purchase-intent kind (``next_action``) follows the same steps with its own data, metrics
+and gate (:mod:`recommender.services.intent`).
+
 A failure in one kind fails that version and the run, never the live versions. The whole run
 is bounded by ``TRAINING_TIME_BUDGET_MINUTES``: cheap kinds first, the next-item model gets the
 time that is left.
@@ -65,6 +68,7 @@ KIND_ORDER = (
     ModelKind.ALSO_BOUGHT,
     ModelKind.ALSO_VIEWED,
     ModelKind.BOUGHT_TOGETHER,
+    ModelKind.NEXT_ACTION,
     ModelKind.NEXT_ITEM,
 )
 
@@ -280,6 +284,8 @@ def _train_kind(
     """Train, evaluate, gate and maybe promote one kind; returns a summary for the run's counts."""
     if time.monotonic() >= deadline:
         return {"status": "skipped", "reason": "the run's time budget was spent before this kind"}
+    if kind == ModelKind.NEXT_ACTION:  # a classifier of actions, not a ranking of products
+        return get_class("recommender_training.intent", "train_kind")(run, log, deadline, report)
     live_row = versions.live_version(kind)
     try:
         data = prepare(kind, log, has_live=live_row is not None)
