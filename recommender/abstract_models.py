@@ -423,3 +423,33 @@ class AbstractAttributedLine(models.Model):
         ordering = ("-created",)
         verbose_name = _("attributed order line")
         verbose_name_plural = _("attributed order lines")
+
+
+class AbstractIntentTarget(models.Model):
+    """The purchase-intent range of an offer condition (see :class:`recommender.offers.IntentCondition`)."""
+
+    condition = models.OneToOneField(
+        "offer.Condition", on_delete=models.CASCADE, related_name="intent_target", verbose_name=_("condition")
+    )
+    min_intent = models.FloatField(
+        _("intent from"),
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("The visitor's purchase intent (0-1) is at least this..."),
+    )
+    max_intent = models.FloatField(
+        _("intent below"),
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("...and below this (1 includes 1)."),
+    )
+
+    class Meta:
+        abstract = True
+        app_label = "recommender"
+        verbose_name = _("purchase-intent offer target")
+        verbose_name_plural = _("purchase-intent offer targets")
+
+    def __str__(self) -> str:
+        return f"purchase intent {self.min_intent:.0%}-{self.max_intent:.0%}"
+
+    def contains(self, score: float) -> bool:
+        return self.min_intent <= score < self.max_intent or (self.max_intent >= 1.0 and score >= 1.0)

@@ -12,7 +12,7 @@ class RecommenderConfig(OscarConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from recommender import checks, receivers
+        from recommender import checks, offer_views, receivers
         from recommender.measurement import checks as measurement_checks
         from recommender.serving import checks as serving_checks
         from recommender.serving import generations
@@ -22,6 +22,7 @@ class RecommenderConfig(OscarConfig):
         generations.connect()
         serving_checks.register()
         measurement_checks.register()
+        offer_views.install()  # intent offers on /offers/ only for the visitors they apply to
         if apps.is_installed("django.contrib.admin"):
             from recommender.admin import add_personal_data_actions
 

@@ -9,6 +9,7 @@ from recommender.abstract_models import (
     AbstractExperiment,
     AbstractExposure,
     AbstractImpression,
+    AbstractIntentTarget,
     AbstractModelVersion,
     AbstractTrainingRun,
     Arm,
@@ -99,3 +100,17 @@ if not is_model_registered("recommender", "AttributedLine"):
             pass
 
     __all__.append("AttributedLine")
+
+if not is_model_registered("recommender", "IntentTarget"):
+
+    class IntentTarget(AbstractIntentTarget):
+        class Meta(AbstractIntentTarget.Meta):
+            pass
+
+    __all__.append("IntentTarget")
+
+# The offer condition is a proxy of offer.Condition; importing it here registers it with the app
+# so its migration exists and Oscar's load_proxy finds a ready model.
+from recommender.offers import IntentCondition  # noqa: F401
+
+__all__.append("IntentCondition")

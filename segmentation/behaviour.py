@@ -22,6 +22,9 @@ indexed ``MAX`` queries.
 * ``new_returning``: per month, customers ordering for the first time and
   customers who had ordered before.
 
+:func:`purchase_intent` reads the live purchase-intent model (the ``recommender`` app's
+``next_action`` version) for the page's last section; it is not cached (one indexed query).
+
 Orders are those segmentation counts (``EXCLUDED_STATUSES``, ``INCLUDE_GUESTS``);
 credit notes (negative totals) reduce revenue and are never an order.
 """
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.apps import apps
 from django.core.cache import cache
 from django.db.models import Case, Count, Max, Q, Sum, Value, When
 from django.db.models.functions import (
@@ -44,13 +48,14 @@ from django.db.models.functions import (
     TruncWeek,
 )
 from django.utils import timezone
+from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
 from recommender.queries import non_merchandise
 from segmentation.conf import app_settings
 from segmentation.services.aggregation import counted_orders
 
-__all__ = ["TABLES", "behaviour_csv_rows", "compute_behaviour", "shop_behaviour"]
+__all__ = ["TABLES", "behaviour_csv_rows", "compute_behaviour", "purchase_intent", "shop_behaviour"]
 
 CACHE_PREFIX = "segmentation:shop-behaviour"
 TOP_PRODUCTS = 20
@@ -366,3 +371,81 @@ def behaviour_csv_rows(data: dict[str, Any], table: str) -> list[list[Any]]:
 def as_of_label(data: dict[str, Any]) -> str:
     end = (data.get("weekly") or {}).get("end")
     return end or date.today().isoformat()
+
+
+#: the next actions the purchase-intent model predicts, in its metrics' order
+INTENT_ACTIONS = ("view", "basket", "purchase", "leave")
+
+
+def _intent_models(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model comparison table's rows: the live network, the other cell and the two baselines."""
+    names = {
+        "candidate": gettext("The live model (%(cell)s)"),
+        "other_cell": gettext("The other network (%(cell)s)"),
+        "majority": gettext("Always the most common action"),
+        "repeat_last": gettext("Repeat the last action"),
+    }
+    rows = []
+    for key, name in names.items():
+        scores = metrics.get(key) or {}
+        if not scores:
+            continue
+        per_class = scores.get("per_class_f1") or {}
+        rows.append(
+            {
+                "key": key.replace("_", "-"),
+                "name": name % {"cell": str(scores.get("cell", "")).upper()},
+                "macro_f1": scores.get("macro_f1"),
+                "per_class_f1": [{"action": a, "f1": per_class.get(a)} for a in INTENT_ACTIONS],
+            }
+        )
+    return rows
+
+
+def purchase_intent(using: str = "default") -> dict[str, Any] | None:
+    """The live purchase-intent model's figures for the page: ``None`` without the ``recommender``
+    app, ``{"version": None}`` while no ``next_action`` version is live, else the version, its
+    intent distribution and bands, calibration, visitors per band and the model comparison."""
+    if not apps.is_installed("recommender"):
+        return None
+    from recommender.abstract_models import ModelKind, VersionStatus
+
+    ModelVersion = get_model("recommender", "ModelVersion")
+    version = (
+        ModelVersion._default_manager.using(using)
+        .filter(kind=ModelKind.NEXT_ACTION, status=VersionStatus.LIVE)
+        .order_by("-created", "-pk")
+        .first()
+    )
+    if version is None:
+        return {"version": None}
+    metrics = version.metrics or {}
+    intent = metrics.get("intent") or {}
+    bands = intent.get("bands") or {}
+    by_band = intent.get("visitors_by_band") or {}
+    counts = by_band.get("counts") or {}
+    return {
+        "version": version,
+        "n_cases": metrics.get("n_cases"),
+        "class_counts": metrics.get("class_counts") or {},
+        "calibration": metrics.get("calibration") or {},
+        "distribution": intent.get("distribution") or {},
+        "quantiles": intent.get("quantiles") or [],
+        "bands": bands,
+        # the offer form's default range: the medium band, in percent
+        "offer_from": round(100 * float(bands.get("medium") or 0), 2),
+        "offer_below": round(100 * float(bands.get("high") or 1), 2),
+        "band_rows": [
+            {"band": "low", "name": gettext("low"), "below": bands.get("medium"), "visitors": counts.get("low")},
+            {
+                "band": "medium",
+                "name": gettext("medium"),
+                "from": bands.get("medium"),
+                "below": bands.get("high"),
+                "visitors": counts.get("medium"),
+            },
+            {"band": "high", "name": gettext("high"), "from": bands.get("high"), "visitors": counts.get("high")},
+        ],
+        "active_days": by_band.get("days"),
+        "models": _intent_models(metrics),
+    }

@@ -11,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from django.utils.translation import gettext
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -233,5 +235,67 @@ def new_vs_returning(rows: Sequence[dict[str, Any]]) -> str:
     ax.set_xticks(x[::step], [r["month"] for r in rows][::step], fontsize=7, rotation=45)
     ax.set_ylabel("customers ordering", fontsize=8)
     ax.legend(fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+#: a white background behind a label that may cross a line
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}
+
+
+def intent_distribution(distribution: dict[str, Any], bands: dict[str, float]) -> str:
+    """The held-out intents over their bins (``edges``, ``counts``), the bands' two cut points
+    drawn as dashed lines, each band named where it starts."""
+    edges, counts = list(distribution.get("edges") or []), list(distribution.get("counts") or [])
+    if not counts or len(edges) != len(counts) + 1:
+        return _empty(gettext("No purchase intents yet"))
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=PALETTE[0], edgecolor="white")
+    medium, high = bands.get("medium"), bands.get("high")
+    ax.set_ylim(0, 1.4 * max(max(counts), 1))  # room above the bars for the bands' names
+    top = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    if medium is not None:
+        ax.text(medium, 0.97, gettext("low") + " ", transform=top, ha="right", va="top", fontsize=8)
+    for cut, name, y in ((medium, gettext("medium"), 0.97), (high, gettext("high"), 0.86)):
+        if cut is not None:
+            ax.axvline(cut, color="black", ls="--", lw=1)
+            label = f" {name} \u2265 {100 * cut:.1f}%"
+            ax.text(cut, y, label, transform=top, ha="left", va="top", fontsize=8, bbox=LABEL_BOX)
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel(gettext("probability that the next action is a basket addition or a purchase"), fontsize=8)
+    ax.set_ylabel(gettext("held-out actions"), fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def intent_reliability(calibration: dict[str, Any]) -> str:
+    """Predicted against observed share of basket additions and purchases per bin of intent (the
+    diagonal is a perfect forecast), each point as large as its bin and labelled with its count;
+    the title gives the Brier score beside the one of always guessing the average."""
+    rows = [r for r in calibration.get("reliability") or [] if r.get("n")]
+    if not rows:
+        return _empty(gettext("No held-out actions yet"))
+    xs, ys, ns = ([r[k] for r in rows] for k in ("predicted", "observed", "n"))
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot([0, 1], [0, 1], color=PALETTE[7], ls="--", lw=1, label=gettext("a perfect forecast"))
+    ax.plot(xs, ys, color=PALETTE[0], lw=1)
+    sizes = [20 + 280 * n / max(ns) for n in ns]
+    ax.scatter(
+        xs, ys, s=sizes, color=PALETTE[0], alpha=0.7, edgecolor="black", label=gettext("actions (area: how many)")
+    )
+    for x, y, n in zip(xs, ys, ns, strict=True):
+        ax.annotate(f"{n:,}", (x, y), textcoords="offset points", xytext=(7, -9), fontsize=7)
+    brier, base = calibration.get("brier"), calibration.get("brier_base_rate")
+    if brier is not None and base is not None:
+        title = gettext("Brier score %(brier).3f (lower is better);\nalways guessing the average scores %(base).3f")
+        ax.set_title(title % {"brier": brier, "base": base}, fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel(gettext("predicted probability of a basket addition or a purchase"), fontsize=8)
+    ax.set_ylabel(gettext("observed share of basket additions and purchases"), fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)

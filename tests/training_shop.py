@@ -91,7 +91,7 @@ def build_shop(
 
 
 #: the settings the shop is trained with in the tests: a light next-item model, a small holdout
-LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5}
+LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 2}}
 
 
 def module_data(build: Callable[[str], Any], **overrides: Any) -> Any:

@@ -2,7 +2,8 @@
 
 ``GET /api/recommendations/<placement>/?product=ID&limit=N``: the same service as the template
 tags, for the visitor of this request (session user, else the visitor cookie); no parameter
-names another person. ``GET /api/recommendations/preview/<user_id>/<placement>/`` is staff only,
+names another person. ``GET /api/recommendations/intent/`` gives the visitor's purchase-intent
+band. ``GET /api/recommendations/preview/<user_id>/<placement>/`` is staff only,
 and so is ``GET /api/recommendations/report/?start=&end=&experiment=&uplift=`` (what the blocks earn).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.shortcuts import get_object_or_404
+from django.utils.cache import patch_cache_control
 from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -163,6 +165,31 @@ class RecommendationsView(APIView):
     @extend_schema(parameters=PARAMETERS, responses=BlockSerializer, operation_id="recommendations_for_visitor")
     def get(self, request: Request, placement: str) -> Response:
         return _block(request, placement)
+
+
+class _IntentOut(serializers.Serializer):
+    band = serializers.ChoiceField(
+        choices=["low", "medium", "high"],
+        allow_null=True,
+        help_text="the visitor's purchase-intent band; null without a live model, history or tracking consent",
+    )
+
+
+class IntentView(APIView):
+    """The purchase-intent band of this request's own visitor (never the probability, never another
+    person's): what a front end needs to adapt the page to a hesitating shopper."""
+
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [RecommendationAddressThrottle, RecommendationThrottle]
+
+    @extend_schema(responses=_IntentOut, operation_id="purchase_intent_of_visitor")
+    def get(self, request: Request) -> Response:
+        from recommender.serving.intent import visitor_intent
+
+        found = visitor_intent(request._request)
+        response = Response({"band": found.band if found is not None else None})
+        patch_cache_control(response, private=True, no_store=True)
+        return response
 
 
 class PreviewView(APIView):

@@ -23,6 +23,7 @@ class RecommenderDashboardConfig(OscarDashboardConfig):
             path("models/<int:pk>/promote/", views.PromoteView.as_view(), name="recommender-promote"),
             path("models/<int:pk>/retire/", views.RetireView.as_view(), name="recommender-retire"),
             path("models/train/", views.TrainView.as_view(), name="recommender-train"),
+            path("intent-offer/", views.CreateIntentOfferView.as_view(), name="recommender-create-intent-offer"),
             path("report/", views.ReportView.as_view(), name="recommender-report"),
             path("report/start/", views.StartExperimentView.as_view(), name="recommender-experiment-start"),
             path("report/end/", views.EndExperimentView.as_view(), name="recommender-experiment-end"),

@@ -94,3 +94,18 @@ class ConfirmVersionForm(forms.Form):
         required=True,
         error_messages={"required": "Tick the box to confirm: nothing was changed."},
     )
+
+
+class IntentOfferForm(forms.Form):
+    """The behaviour page's "offer for hesitating shoppers": an intent range (percent) and a discount."""
+
+    min_percent = forms.DecimalField(label="Intent from (%)", min_value=0, max_value=100, decimal_places=2)
+    max_percent = forms.DecimalField(label="Intent below (%)", min_value=0, max_value=100, decimal_places=2)
+    percent = forms.DecimalField(label="Discount (%)", min_value=0.01, max_value=100, decimal_places=2, initial=5)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("min_percent"), data.get("max_percent")
+        if low is not None and high is not None and not low < high:
+            raise forms.ValidationError("The intent range must start below where it ends.")
+        return data

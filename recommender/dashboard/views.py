@@ -20,6 +20,7 @@ from recommender.dashboard import charts
 from recommender.dashboard.forms import (
     ConfirmVersionForm,
     EndExperimentForm,
+    IntentOfferForm,
     ReportFilterForm,
     StartExperimentForm,
 )
@@ -153,6 +154,27 @@ class RetireView(VersionChangeView):
     def change(self, request: HttpRequest, version: Any) -> None:
         versions.retire(version, request.user)
         messages.success(request, f"{version} no longer serves; its blocks use the next fallback.")
+
+
+class CreateIntentOfferView(View):
+    """POST an intent range and a discount (:class:`IntentOfferForm`): a Site offer for visitors whose
+    purchase intent is in the range, with items in the basket (:func:`recommender.offers.create_intent_offer`)."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        from recommender.offers import create_intent_offer
+
+        form = IntentOfferForm(request.POST)
+        back = HttpResponseRedirect(reverse("segmentation_dashboard:segmentation-behaviour") + "#purchase-intent")
+        if not form.is_valid():
+            errors = "; ".join(str(e) for field in form.errors.values() for e in field)
+            messages.error(request, f"No offer created: {errors}")
+            return back
+        data = form.cleaned_data
+        offer = create_intent_offer(
+            float(data["min_percent"]) / 100, float(data["max_percent"]) / 100, percent=data["percent"]
+        )
+        messages.success(request, f'Created the offer "{offer.name}". Review or edit it here.')
+        return HttpResponseRedirect(reverse("dashboard:offer-detail", kwargs={"pk": offer.pk}))
 
 
 class TrainView(View):

@@ -169,6 +169,31 @@ def intent_of(probs: np.ndarray) -> np.ndarray:
     return np.asarray(probs)[..., list(INTENT_ACTIONS)].sum(axis=-1)
 
 
+BANDS = ("low", "medium", "high")
+
+
+def band_of(score: float, bands: dict[str, float]) -> str:
+    """``"low"``, ``"medium"`` or ``"high"`` for an intent, by a version's cut points
+    (``{"medium": lower bound, "high": lower bound}``)."""
+    if score >= bands.get("high", np.inf):
+        return "high"
+    return "medium" if score >= bands.get("medium", np.inf) else "low"
+
+
+def actions_of(rows: Sequence[tuple[int, float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A person's ``(product, unix time, event type)`` history rows, oldest first, as the action
+    stream the network reads: the lines of one order (same time) are one purchase."""
+    kept = [
+        r
+        for i, r in enumerate(rows)
+        if not (r[2] == PURCHASE and i and rows[i - 1][2] == PURCHASE and rows[i - 1][1] == r[1])
+    ]
+    types = np.fromiter((r[2] for r in kept), dtype=np.int64, count=len(kept))
+    times = np.fromiter((r[1] for r in kept), dtype=np.float64, count=len(kept))
+    items = np.fromiter((r[0] for r in kept), dtype=np.int64, count=len(kept))
+    return types, times, items
+
+
 def calibration(intent: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """The Brier score of ``intent`` against "the next action was a basket addition or a purchase",
     the Brier score of always predicting the base rate, and a reliability table over equal-width bins

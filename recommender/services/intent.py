@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 KIND = ModelKind.NEXT_ACTION
 #: share of the run's time left that the kind may use
 TIME_SHARE = 0.25
-BANDS = ("low", "medium", "high")
 
 
 class SkipIntent(ValueError):
@@ -219,13 +218,6 @@ def intent_summary(intents: np.ndarray) -> dict[str, Any]:
     }
 
 
-def band_of(score: float, bands: dict[str, float]) -> str:
-    """``"low"``, ``"medium"`` or ``"high"`` for an intent, by the version's cut points."""
-    if score >= bands.get("high", 1.0):
-        return "high"
-    return "medium" if score >= bands.get("medium", 1.0) else "low"
-
-
 def visitors_by_band(model: Any, streams: ml_intent.ActionStreams, summary: dict[str, Any]) -> dict[str, Any]:
     """How many people active in the last ``INTENT_ACTIVE_DAYS`` days of the data are in each band,
     scored after their last ``MAX_HISTORY_LENGTH`` actions (what serving reads)."""
@@ -238,8 +230,8 @@ def visitors_by_band(model: Any, streams: ml_intent.ActionStreams, summary: dict
     probs, _ = model.predict_targets(
         types, [streams.times[i][-n:] for i in active], [streams.items[i][-n:] for i in active], targets=marks
     )
-    found = [band_of(float(s), summary["bands"]) for s in ml_intent.intent_of(probs)]
-    return {"days": days, "counts": {band: found.count(band) for band in BANDS}}
+    found = [ml_intent.band_of(float(s), summary["bands"]) for s in ml_intent.intent_of(probs)]
+    return {"days": days, "counts": {band: found.count(band) for band in ml_intent.BANDS}}
 
 
 def _store_and_promote(version: Any, model: Any, reason: str, timings: dict[str, float]) -> None:

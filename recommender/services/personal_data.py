@@ -22,11 +22,11 @@ A :class:`Person` is everything the apps can tie to one human:
   :class:`~recommender.models.ErasedOrder` row per order makes the training export and
   segmentation leave them out (:func:`recommender.queries.without_erased_orders`), so no model learns from them at
   its next training and they count as nobody's;
-* after the commit, their cached recommendation blocks and cached segment.
+* after the commit, their cached recommendation blocks, purchase intent and segment.
 
 Models trained before the erasure keep what they learnt until the next training replaces them
 (nightly, or ``train_recommenders``). :func:`export` returns the same person's events, orders,
-segments and current recommendations as JSON-ready data (never pickle).
+segments, current recommendations and purchase intent as JSON-ready data (never pickle).
 """
 
 from __future__ import annotations
@@ -286,6 +286,7 @@ def export(person: Person, using: str = "default") -> dict[str, Any]:
         "orders": _export_orders(person, using),
         "segments": _export_segments(person, using),
         "recommendations": _export_recommendations(person, using),
+        "purchase_intent": _export_intent(person, using),
         "measurement": _export_measurement(person, using),
     }
 
@@ -409,6 +410,29 @@ def _export_segments(person: Person, using: str) -> list[dict[str, Any]]:
         row["as_of"] = row.pop("run__as_of")
         row["current"] = row.pop("run__is_current")
         out.append({k: _json(v) for k, v in row.items()})
+    return out
+
+
+def _export_intent(person: Person, using: str) -> list[dict[str, Any]]:
+    """Each identity's purchase intent now (the live purchase-intent model over their history)."""
+    from recommender.serving.blocks import Visitor
+    from recommender.serving.intent import intent_for
+
+    users = get_user_model()._default_manager.using(using).filter(pk__in=person.user_ids).order_by("pk")
+    who = [(u.pk, "", Visitor(u, "")) for u in users] + [
+        (None, v, Visitor(None, v)) for v in sorted(person.visitor_ids)
+    ]
+    out = []
+    for user_id, visitor_id, visitor in who:
+        try:
+            found = intent_for(visitor)
+        except Exception:  # an export never fails for a score: it says so instead
+            logger.exception("personal data export: the purchase intent failed")
+            out.append({"user_id": user_id, "visitor_id": visitor_id, "error": True})
+            continue
+        if found is not None:
+            row = {"band": found.band, "probability": round(found.score, 4), "model_version": found.version_id}
+            out.append({"user_id": user_id, "visitor_id": visitor_id, **row})
     return out
 
 

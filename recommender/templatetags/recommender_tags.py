@@ -6,6 +6,10 @@
     {% recommendations "for_you" as block %}                        the Block, to lay out yourself
     {% recommendations "trending" template="myshop/trending.html" %}
 
+``{% purchase_intent as band %}`` gives the current visitor's purchase-intent band (``"low"``,
+``"medium"``, ``"high"``, or ``""`` when there is none: no live model, no history, not tracked);
+never the probability itself, so a cached page cannot show one visitor's score to another.
+
 Placements: ``for_you``, ``also_bought``, ``also_viewed``, ``bought_together``, ``trending``,
 ``buy_again``, ``recently_viewed``. A block never breaks the page: any error gives an empty
 block and one logged error.
@@ -124,3 +128,12 @@ def do_recommendations(parser: Parser, token: Token) -> RecommendationsNode:
             raise template.TemplateSyntaxError(f"{tag}: unknown argument {bit!r} (product=, limit=, template=)")
         kwargs[name] = parser.compile_filter(value)
     return RecommendationsNode(parser.compile_filter(args[0]), kwargs, as_var)
+
+
+@register.simple_tag(takes_context=True)
+def purchase_intent(context: template.Context) -> str:
+    """The current visitor's purchase-intent band, or ``""`` (:mod:`recommender.serving.intent`)."""
+    from recommender.serving.intent import visitor_intent
+
+    found = visitor_intent(context.get("request"))
+    return found.band if found is not None else ""

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.views import View
 from django.views.generic import TemplateView
 from oscar.core.loading import get_model
@@ -243,13 +244,32 @@ class BehaviourView(TemplateView):
                 "chart_new_returning": charts.new_vs_returning(data["new_returning"]),
             }
             cache.set(key, svgs, 24 * 3600)
+        intent = behaviour.purchase_intent()
         ctx = self.get_context_data(
             data=data,
             computed=datetime.fromisoformat(data["computed"]),  # shown in the shop's zone and format
             tables=behaviour.TABLES,
+            intent=intent,
             **{k: mark_safe(v) for k, v in svgs.items()},
+            **self.intent_charts(intent),
         )
         return self.render_to_response(ctx)
+
+    @staticmethod
+    def intent_charts(intent: dict[str, Any] | None) -> dict[str, str]:
+        """The live purchase-intent version's two figures, cached per version (it never changes)."""
+        if not intent or intent.get("version") is None:
+            return {}
+        version = intent["version"]
+        key = f"segmentation:intent-svgs:{version.pk}:{version.created.timestamp()}:{get_language()}"
+        svgs = cache.get(key)
+        if svgs is None:
+            svgs = {
+                "chart_intent": charts.intent_distribution(intent["distribution"], intent["bands"]),
+                "chart_reliability": charts.intent_reliability(intent["calibration"]),
+            }
+            cache.set(key, svgs, 24 * 3600)
+        return {k: mark_safe(v) for k, v in svgs.items()}
 
 
 class CreateOfferView(View):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -15,6 +17,7 @@ from oscar.test.factories import UserFactory, create_product
 
 from segmentation import behaviour
 from segmentation.testing import make_order
+from tests.figures import assert_possible, percent, tables, visible_text
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +130,143 @@ def test_empty_shop_renders(client):
     client.force_login(UserFactory(is_staff=True))
     page = client.get(reverse(URL)).content.decode()
     assert "No activity yet" in page and "No orders yet" in page
+
+
+# -- purchase intent ---------------------------------------------------------------------------
+
+ModelVersion = get_model("recommender", "ModelVersion")
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _scores(macro, view, basket, purchase, leave, accuracy, **extra):
+    per_class = {"view": view, "basket": basket, "purchase": purchase, "leave": leave}
+    return {"macro_f1": macro, "per_class_f1": per_class, "accuracy": accuracy, **extra}
+
+
+INTENT_METRICS = {
+    "n_cases": 1800,
+    "class_counts": {"view": 941, "basket": 212, "purchase": 87, "leave": 560},
+    "candidate": _scores(0.4123, 0.71, 0.38, 0.21, 0.35, 0.58, cell="lstm"),
+    "other_cell": _scores(0.3987, 0.70, 0.36, 0.19, 0.34, 0.57, cell="gru", brier=0.1448),
+    "majority": _scores(0.1732, 0.6929, 0.0, 0.0, 0.0, 0.5228),
+    "repeat_last": _scores(0.2514, 0.62, 0.18, 0.0, 0.0, 0.47),
+    "calibration": {
+        "brier": 0.1421,
+        "base_rate": 0.1661,
+        "brier_base_rate": 0.1385 + 0.0329,
+        "reliability": [
+            {"predicted": 0.04, "observed": 0.03, "n": 412},
+            {"predicted": 0.14, "observed": 0.12, "n": 903},
+            {"predicted": 0.24, "observed": 0.27, "n": 301},
+            {"predicted": 0.45, "observed": 0.49, "n": 184},
+        ],
+    },
+    "intent": {
+        "quantiles": [0.5, 0.9],
+        "bands": {"medium": 0.12, "high": 0.31},
+        "distribution": {
+            "edges": [round(0.05 * i, 3) for i in range(21)],
+            "counts": [180, 232, 410, 321, 172, 141, 98, 79, 61, 40, 28, 18, 10, 6, 3, 1, 0, 0, 0, 0],
+        },
+        "visitors_by_band": {"days": 7.0, "counts": {"low": 1204, "medium": 873, "high": 96}},
+    },
+    "gate_metric": "macro_f1",
+    "gate": {"majority": 0.1732, "repeat_last": 0.2514, "candidate": 0.4123},
+}
+
+
+def _svgs(html: str) -> list[dict]:
+    """Each figure of the page: its x and y axis labels (matplotlib writes each text as a comment
+    in its own group) and every text in it."""
+    found = []
+    for part in html.split("<svg")[1:]:
+        svg = "<svg" + part.split("</svg>", 1)[0] + "</svg>"
+        root = ET.fromstring(svg, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+        labels = {}
+        for g in root.iter(f"{SVG_NS}g"):
+            axis = {"matplotlib.axis_1": "x", "matplotlib.axis_2": "y"}.get(g.get("id", ""))
+            if axis:  # the axis label is the axis group's own text, beside its ticks
+                own = [c for child in g if child.get("id", "").startswith("text_") for c in child]
+                labels[axis] = " ".join(c.text.strip() for c in own if c.tag is ET.Comment)
+        found.append(labels | {"texts": [c.text.strip() for c in root.iter() if c.tag is ET.Comment]})
+    return found
+
+
+def _intent_version(status="live"):
+    return ModelVersion.objects.create(
+        kind="next_action",
+        status=status,
+        model_name="next_action",
+        metrics=INTENT_METRICS,
+        holdout_start=datetime(2024, 6, 1, 3, 0, tzinfo=UTC),  # 2024-05-31 in New York
+        data_end=datetime(2024, 6, 8, 2, 0, tzinfo=UTC),  # 2024-06-07 in New York
+    )
+
+
+def test_purchase_intent_section(client, settings):
+    settings.TIME_ZONE = "America/New_York"
+    _intent_version()
+    client.force_login(UserFactory(is_staff=True))
+    html = client.get(reverse(URL)).content.decode()
+    assert_possible(html)
+    text = visible_text(html)
+    assert "Purchase intent" in text and "No purchase-intent model is live yet" not in text
+    assert "tested on days it did not learn from, 2024-05-31 to 2024-06-07: 1,800 next actions" in text
+    assert "(941 views, 212 basket additions, 87 purchases, 560 times the shopper left)" in text
+    found = tables(html)
+    # visitors per band, the cut points as percentages
+    assert [c.text for c in found["intent-bands"].head][-1] == "Visitors active in the last 7 days to 2024-06-07"
+    bands = [r.by_class() for r in found["intent-bands"].rows]
+    assert [(r["band"], r["range"], r["visitors"]) for r in bands] == [
+        ("low", f"under {percent(0.12)}", "1,204"),
+        ("medium", f"{percent(0.12)} to {percent(0.31)}", "873"),
+        ("high", f"{percent(0.31)} and above", "96"),
+    ]
+    # the live model, the other cell and the two baselines, each with its F1 per action
+    models = {r.cells[0].text: r.by_class() for r in found["intent-models"].rows}
+    assert list(models) == [
+        "The live model (LSTM)",
+        "The other network (GRU)",
+        "Always the most common action",
+        "Repeat the last action",
+    ]
+    for name, key in zip(models, ("candidate", "other_cell", "majority", "repeat_last"), strict=True):
+        m = INTENT_METRICS[key]
+        assert models[name]["macro-f1"] == f"{m['macro_f1']:.2f}"
+        for action, f1 in m["per_class_f1"].items():
+            assert models[name][f"f1-{action}"] == f"{f1:.2f}"
+    # the Brier score beside always guessing the average, in words
+    cal = INTENT_METRICS["calibration"]
+    assert (
+        f"Brier score {cal['brier']:.3f} (the mean squared error of those percentages; lower is better); "
+        f"always guessing the average, {percent(cal['base_rate'])}, scores {cal['brier_base_rate']:.3f}." in text
+    )
+    assert "The model does better than guessing the average." in text
+    # the two figures: labelled axes, the bands named at their cut points, the bins' counts
+    figures = _svgs(html)
+    dist = next(f for f in figures if f.get("y") == "held-out actions")
+    assert dist["x"] == "probability that the next action is a basket addition or a purchase"
+    assert {"low", "medium \u2265 12.0%", "high \u2265 31.0%"} <= set(dist["texts"])
+    rel = next(f for f in figures if f.get("y") == "observed share of basket additions and purchases")
+    assert rel["x"] == "predicted probability of a basket addition or a purchase"
+    assert f"Brier score {cal['brier']:.3f} (lower is better);" in rel["texts"]
+    assert f"always guessing the average scores {cal['brier_base_rate']:.3f}" in rel["texts"]
+    assert {"412", "903", "301", "184"} <= set(rel["texts"])  # each point's number of actions
+
+
+def test_purchase_intent_without_a_live_model(client, monkeypatch):
+    _intent_version("rejected")  # judged and not promoted: nothing is live
+    url = reverse(URL)
+    client.force_login(UserFactory(is_staff=False))
+    response = client.get(url)
+    assert response.status_code in (302, 403) and "Purchase intent" not in response.content.decode()
+    client.force_login(UserFactory(is_staff=True))
+    text = visible_text(client.get(url).content.decode())
+    assert (
+        "Purchase intent No purchase-intent model is live yet: it is trained nightly with the other models "
+        "once the shop has browsing on record." in text
+    )
+    # without the recommender app there is no section at all
+    installed = apps.is_installed
+    monkeypatch.setattr(apps, "is_installed", lambda name: name != "recommender" and installed(name))
+    assert "Purchase intent" not in client.get(url).content.decode()

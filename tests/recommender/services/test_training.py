@@ -25,7 +25,7 @@ from tests.training_shop import AS_OF, build_shop
 ModelVersion = get_model("recommender", "ModelVersion")
 TrainingRun = get_model("recommender", "TrainingRun")
 
-LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "HOLDOUT_DAYS": 14}
+LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "HOLDOUT_DAYS": 14, "INTENT_PARAMS": {"epochs": 2}}
 
 
 @pytest.fixture
