@@ -219,6 +219,14 @@ def fit_cell(streams: Any, cutoff: float, cell: str, budget_s: float, label: str
     }
 
 
+def scored(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """``classification_metrics`` and how often each action was predicted."""
+    from recommender.ml.intent import classification_metrics
+
+    counts = np.bincount(pred, minlength=len(COLUMNS)).tolist()
+    return classification_metrics(y, pred) | {"predicted": dict(zip(COLUMNS, counts, strict=True))}
+
+
 def measure(streams: Any, cutoff: float, budget_s: float, label: str) -> tuple[dict[str, Any], Any]:
     """Rows LSTM, GRU, majority, repeat-last; and the fitted LSTM."""
     from recommender.ml import intent as ml_intent
@@ -231,13 +239,14 @@ def measure(streams: Any, cutoff: float, budget_s: float, label: str) -> tuple[d
         fitted = fit_cell(streams, cutoff, cell, budget_s, label)
         y, probs = fitted["y"], fitted["probs"]
         cal = ml_intent.calibration(ml_intent.intent_of(probs), y)
-        rows[cell] = ml_intent.classification_metrics(y, fitted["model"].decide(probs)) | {
-            "argmax": ml_intent.classification_metrics(y, probs.argmax(1)),
+        rows[cell] = scored(y, fitted["model"].decide(probs)) | {
+            "argmax": scored(y, probs.argmax(1)),
             "brier": cal["brier"],
             "brier_base_rate": cal["brier_base_rate"],
             "base_rate": cal["base_rate"],
             "reliability": cal["reliability"],
             "offsets": fitted["model"].offsets_.tolist(),
+            "best_epoch": 1 + int(np.argmax([h["val_log_loss"] for h in fitted["history"]])),
             **{k: fitted[k] for k in ("fit_s", "predict_s", "epochs", "history")},
         }
         if cell == "lstm":
@@ -245,8 +254,8 @@ def measure(streams: Any, cutoff: float, budget_s: float, label: str) -> tuple[d
         print(f"  {label} {cell}: fit {fitted['fit_s']} s, {fitted['epochs']} epochs", flush=True)
     majority = ml_intent.majority_class(train_targets)
     base = ml_intent.baseline_predictions(streams, held, majority)
-    rows["majority"] = ml_intent.classification_metrics(base["y"], base["majority"]) | {"class": COLUMNS[majority]}
-    rows["repeat-last"] = ml_intent.classification_metrics(base["y"], base["repeat_last"])
+    rows["majority"] = scored(base["y"], base["majority"]) | {"class": COLUMNS[majority]}
+    rows["repeat-last"] = scored(base["y"], base["repeat_last"])
     hit = np.isin(base["y"], ml_intent.INTENT_ACTIONS)
     train_y = np.concatenate([t[t >= 0] for t in train_targets])
     train_rate = float(np.isin(train_y, ml_intent.INTENT_ACTIONS).mean())
@@ -320,11 +329,15 @@ def print_result(name: str, result: dict[str, Any]) -> None:
         f1 = [("-" if c in absent else _f(r["per_class_f1"][c])) for c in COLUMNS]
         shown = f"{row} ({r['class']})" if row == "majority" else row
         cells = [shown, _f(r["macro_f1"]), *f1, _f(r["accuracy"]), _f(r.get("brier")), _f(r.get("brier_base_rate"))]
-        print("| " + " | ".join([*cells, str(r.get("fit_s", "-"))]) + " |")
+        fit = f"{r['fit_s']} ({r['epochs']} ep., best {r['best_epoch']})" if "fit_s" in r else "-"
+        print("| " + " | ".join([*cells, fit]) + " |")
     print(
         f"\n(intent base rate {_f(m['rows']['lstm']['base_rate'])} held out, {_f(m['train_base_rate'])} before the "
-        f"cut, whose constant scores Brier {_f(m['brier_train_base_rate'])}; F1 '-': no such next action held out)"
+        f"cut, whose constant scores Brier {_f(m['brier_train_base_rate'])}; F1 '-': no such next action held out; "
+        "fit s: epochs run, and the best by validation log loss, whose weights are kept)"
     )
+    predicted = "; ".join(f"{row} {r['predicted']}" for row, r in m["rows"].items() if row in CELLS)
+    print(f"\npredicted next actions on the held-out cases: {predicted}")
     print(
         f"\nscoring one person, IntentScorer.intent, one thread, {lat['people']:,} people's last {lat['max_len']} "
         f"actions (median {lat['median_length']:g}, {lat['share_length_50']:.0%} full): p50 {lat['p50_ms']} ms, "

@@ -1,7 +1,8 @@
 """``python manage.py demo``: set up the demo shop on real data and serve it.
 
 Steps (each idempotent, so running it again is cheap): migrate, import the UCI
-Online Retail sample into Oscar, run the pipelines that exist (segmentation,
+Online Retail sample into Oscar, generate browsing around its last orders
+(:mod:`shop.browsing`: the data has orders only), run the pipelines that exist (segmentation,
 model training), make a staff login, then run a Celery worker, Celery beat and
 the web server side by side until Ctrl-C.
 """
@@ -50,6 +51,10 @@ class Command(BaseCommand):
         call_command("import_online_retail", data, stdout=self.stdout, stderr=self.stderr)
         self.step("Indexing the catalogue for browsing and search")
         call_command("update_index", verbosity=0, remove=True)
+        from shop.browsing import generate_browsing
+
+        self.step("Generating browsing around the last 60 days of orders (the data has orders only)")
+        self.stdout.write(f"{generate_browsing()} events written")
 
         # The demo's orders are from 2010-2011: run the pipelines as of the day after the last one,
         # as a shop would see them the next morning (the nightly tasks use today's date).
