@@ -162,7 +162,7 @@ class NextActionModel(HasParams):
 
     def _train(self, train, val, weight: torch.Tensor) -> None:
         """Epochs until ``epochs``, ``patience`` epochs without a better validation score, or the
-        ``time_budget`` (seconds, at least one epoch); the best epoch's weights are kept. The score
+        ``time_budget`` (seconds; it stops an epoch midway); the best epoch's weights are kept. The score
         is macro-F1 of the most probable class, or the log loss with ``select_by="log_loss"``."""
         rng = np.random.default_rng(self.seed)
         opt = Adam(self._net.parameters(), lr=self.lr)
@@ -173,6 +173,8 @@ class NextActionModel(HasParams):
             self._net.train()
             order = rng.permutation(len(train))
             for s in range(0, len(order), self.batch_size):
+                if self.time_budget is not None and time.monotonic() - started > self.time_budget:
+                    break  # the budget ends the epoch too: a fit never runs an epoch past it
                 x, y = self._pad([train[i] for i in order[s : s + self.batch_size]])
                 logits = self._net(x)
                 loss = F.cross_entropy(logits.reshape(-1, self.n_classes), y.reshape(-1), weight, ignore_index=-1)
