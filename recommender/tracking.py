@@ -43,6 +43,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections, router, transaction
 from django.http import HttpRequest
+from oscar.core.loading import get_model
 
 from recommender.conf import app_settings
 from recommender.signals import events_recorded, visitor_merged
@@ -181,8 +182,7 @@ def record(events: Iterable[dict[str, Any]]) -> int:
     Each dict holds Event field values. Failures are logged, never raised, and run in
     a savepoint so the caller's transaction (e.g. the checkout) stays usable.
     """
-    from recommender.models import Event
-
+    Event = get_model("recommender", "Event")
     rows = [Event(**fields) for fields in events]
     if not rows or not insert(Event, rows, f"{rows[0].kind} event"):
         return 0
@@ -290,8 +290,7 @@ def merge_visitor(request: HttpRequest | None, user: Any) -> int:
     Only a signed, mergeable cookie whose id this browser's session is bound to merges, and only
     the events of that id recorded since the binding. The browser then gets a fresh id.
     """
-    from recommender.models import Event
-
+    Event = get_model("recommender", "Event")
     if request is None or user is None or not getattr(user, "is_authenticated", False):
         return 0
     vid = visitor_id(request, create=False)

@@ -90,6 +90,52 @@ def build_shop(
     return TrainingShop(products, users, visitors, end)
 
 
+def build_intent_shop(end: datetime = AS_OF) -> list[Any]:
+    """A shop for purchase intent: sixty customers over the fifty days before ``end``. Half the
+    visits browse three to five products and leave; the others view a product, put it in the
+    basket, maybe a second one, and order them."""
+    from django.contrib.auth import get_user_model
+    from oscar.apps.partner.strategy import Default
+    from oscar.test.factories import create_order
+
+    from tests.helpers import make_product
+
+    Basket = get_model("basket", "Basket")
+    Order = get_model("order", "Order")
+    Event = get_model("recommender", "Event")
+    rng = np.random.default_rng(0)
+    products = [make_product(f"Gift {i}", price=f"{10 + i}.00") for i in range(12)]
+    User = get_user_model()
+    events, orders = [], []
+    for n in range(60):
+        user = User.objects.create_user(f"intent{n}", f"intent{n}@example.com", "pw")
+        when = end - timedelta(days=50) + timedelta(hours=float(rng.uniform(0, 48)))
+        while when < end - timedelta(hours=2):
+            picks = [products[int(i)] for i in rng.choice(12, size=5, replace=False)]
+            if rng.random() < 0.5:
+                for k in range(int(rng.integers(3, 6))):
+                    events.append(Event(kind="view", user=user, product=picks[k], created=when))
+                    when += timedelta(seconds=float(rng.uniform(40, 120)))
+            else:
+                bought = picks[: int(rng.integers(1, 3))]
+                for product in bought:
+                    events.append(Event(kind="view", user=user, product=product, created=when))
+                    when += timedelta(seconds=float(rng.uniform(40, 120)))
+                    events.append(Event(kind="basket", user=user, product=product, created=when))
+                    when += timedelta(seconds=float(rng.uniform(40, 120)))
+                orders.append((user, bought, when))
+            when += timedelta(days=float(rng.uniform(1, 4)))
+    Event.objects.bulk_create(events)
+    for user, bought, when in orders:
+        basket = Basket.objects.create(owner=user)
+        basket.strategy = Default()
+        for product in bought:
+            basket.add_product(product)
+        order = create_order(basket=basket, user=user)
+        Order.objects.filter(pk=order.pk).update(date_placed=when)
+    return products
+
+
 #: the settings the shop is trained with in the tests: a light next-item model, a small holdout
 LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 2}}
 

@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 from decimal import Decimal as D
 
-import numpy as np
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
@@ -20,8 +19,8 @@ from recommender.services import personal_data, versions
 from recommender.services.gate import NextActionGate
 from recommender.services.training import train_recommenders
 from recommender.serving.intent import visitor_intent
-from tests.helpers import BROWSER, add_to_basket, browser, checkout, make_product, view_product
-from tests.training_shop import AS_OF, module_data
+from tests.helpers import BROWSER, add_to_basket, browser, checkout, view_product
+from tests.training_shop import AS_OF, build_intent_shop, module_data
 
 Event = get_model("recommender", "Event")
 ModelVersion = get_model("recommender", "ModelVersion")
@@ -29,51 +28,14 @@ ModelVersion = get_model("recommender", "ModelVersion")
 SETTINGS = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 12}}
 
 
-def build_intent_shop(tmp: str) -> list:
-    """Sixty customers over fifty days. Half the visits browse three to five products and leave;
-    the others view a product, put it in the basket, maybe a second one, and order them."""
-    from django.contrib.auth import get_user_model
-    from oscar.apps.partner.strategy import Default
-    from oscar.test.factories import create_order
-
-    Basket = get_model("basket", "Basket")
-    Order = get_model("order", "Order")
-    rng = np.random.default_rng(0)
-    products = [make_product(f"Gift {i}", price=f"{10 + i}.00") for i in range(12)]
-    User = get_user_model()
-    events, orders = [], []
-    for n in range(60):
-        user = User.objects.create_user(f"intent{n}", f"intent{n}@example.com", "pw")
-        when = AS_OF - timedelta(days=50) + timedelta(hours=float(rng.uniform(0, 48)))
-        while when < AS_OF - timedelta(hours=2):
-            picks = [products[int(i)] for i in rng.choice(12, size=5, replace=False)]
-            if rng.random() < 0.5:
-                for k in range(int(rng.integers(3, 6))):
-                    events.append(Event(kind="view", user=user, product=picks[k], created=when))
-                    when += timedelta(seconds=float(rng.uniform(40, 120)))
-            else:
-                bought = picks[: int(rng.integers(1, 3))]
-                for product in bought:
-                    events.append(Event(kind="view", user=user, product=product, created=when))
-                    when += timedelta(seconds=float(rng.uniform(40, 120)))
-                    events.append(Event(kind="basket", user=user, product=product, created=when))
-                    when += timedelta(seconds=float(rng.uniform(40, 120)))
-                orders.append((user, bought, when))
-            when += timedelta(days=float(rng.uniform(1, 4)))
-    Event.objects.bulk_create(events)
-    for user, bought, when in orders:
-        basket = Basket.objects.create(owner=user)
-        basket.strategy = Default()
-        for product in bought:
-            basket.add_product(product)
-        order = create_order(basket=basket, user=user)
-        Order.objects.filter(pk=order.pk).update(date_placed=when)
+def build_and_train(tmp: str) -> list:
+    products = build_intent_shop()
     run = train_recommenders(AS_OF, kinds=[ModelKind.NEXT_ACTION])
     assert run.status == TrainingStatus.SUCCEEDED, run.error
     return products
 
 
-trained = module_data(build_intent_shop, RECOMMENDER=SETTINGS)
+trained = module_data(build_and_train, RECOMMENDER=SETTINGS)
 
 
 @pytest.fixture

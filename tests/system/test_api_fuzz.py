@@ -110,7 +110,10 @@ def test_no_generated_request_gets_a_server_error(
     statuses: Counter[int] = Counter()
     failures: list[str] = []
     for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        # an operation that takes nothing (the visitor's own purchase intent) has no invalid input
+        takes = any(operation.iter_parameters()) or bool(operation.get_request_payload_content_types())
+        modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE][: 1 + takes]
+        for mode in modes:
             for caller, cookies in callers.items():
                 _fuzz(operation, mode, caller, cookies, sent, statuses, failures)
     errors = [r.getMessage() for r in caplog.records if r.name == "django.request" and r.levelno >= logging.ERROR]
