@@ -90,8 +90,8 @@ def build_shop(
     return TrainingShop(products, users, visitors, end)
 
 
-def build_intent_shop(end: datetime = AS_OF) -> list[Any]:
-    """A shop for purchase intent: sixty customers over the fifty days before ``end``. Half the
+def build_intent_shop(end: datetime = AS_OF, customers: int = 60) -> list[Any]:
+    """A shop for purchase intent: ``customers`` customers over the fifty days before ``end``. Half the
     visits browse three to five products and leave; the others view a product, put it in the
     basket, maybe a second one, and order them."""
     from django.contrib.auth import get_user_model
@@ -107,7 +107,7 @@ def build_intent_shop(end: datetime = AS_OF) -> list[Any]:
     products = [make_product(f"Gift {i}", price=f"{10 + i}.00") for i in range(12)]
     User = get_user_model()
     events, orders = [], []
-    for n in range(60):
+    for n in range(customers):
         user = User.objects.create_user(f"intent{n}", f"intent{n}@example.com", "pw")
         when = end - timedelta(days=50) + timedelta(hours=float(rng.uniform(0, 48)))
         while when < end - timedelta(hours=2):

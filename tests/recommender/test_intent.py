@@ -29,7 +29,7 @@ SETTINGS = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS"
 
 
 def build_and_train(tmp: str) -> list:
-    products = build_intent_shop()
+    products = build_intent_shop(customers=30)
     run = train_recommenders(AS_OF, kinds=[ModelKind.NEXT_ACTION])
     assert run.status == TrainingStatus.SUCCEEDED, run.error
     return products
