@@ -106,10 +106,14 @@ def main(argv: list[str] | None = None) -> dict:
         "database": settings.DATABASES["default"]["ENGINE"],
         "requests_per_variant": args.requests,
         "history_length": app_settings.MAX_HISTORY_LENGTH,
+        "intent_history_length": app_settings.INTENT_HISTORY_LENGTH,
         "bands_seen": sorted(b for b in bands if b),
         **on_off_summary(timings),
     }
-    print(f"\nproduct page, a new view recorded on every page (history of {app_settings.MAX_HISTORY_LENGTH} events)")
+    print(
+        f"\nproduct page, a new view recorded on every page (history of {app_settings.MAX_HISTORY_LENGTH} events,"
+        f" the network reading the last {app_settings.INTENT_HISTORY_LENGTH})"
+    )
     print("| purchase intent | requests | median ms | p95 ms |")
     print("|---|---:|---:|---:|")
     for name in ("off", "on"):

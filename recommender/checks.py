@@ -215,6 +215,8 @@ def _intent_errors() -> list[checks.CMessage]:
         problems.append(f"INTENT_BAND_QUANTILES is {q!r}, not two increasing numbers between 0 and 1")
     if app_settings.INTENT_VISIT_GAP_MINUTES <= 0 or app_settings.INTENT_ACTIVE_DAYS <= 0:
         problems.append("INTENT_VISIT_GAP_MINUTES and INTENT_ACTIVE_DAYS must be > 0")
+    if app_settings.INTENT_HISTORY_LENGTH < 2:
+        problems.append("INTENT_HISTORY_LENGTH must be at least 2")
     return [
         checks.Error(f"RECOMMENDER: {problem}.", hint="See the purchase-intent settings.", id="recommender.E022")
         for problem in problems

@@ -231,6 +231,14 @@ SETTINGS = [
         training=True,
     ),
     Setting(
+        "INTENT_HISTORY_LENGTH",
+        int,
+        20,
+        "the purchase-intent network reads a person's last N actions (trained on windows of N): the "
+        "page that reads a new score pays a forward pass of N steps",
+        training=True,
+    ),
+    Setting(
         "INTENT_VISIT_GAP_MINUTES",
         (int, float),
         30,

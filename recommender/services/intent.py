@@ -86,7 +86,8 @@ def _known(targets: list[np.ndarray]) -> int:
 
 def build_model(cell: str, time_budget: float | None) -> Any:
     """A fresh next-action network: probabilities trained unweighted (calibrated intents), the
-    decision tuned for macro-F1 on the validation tail, histories as long as serving reads."""
+    decision tuned for macro-F1 on the validation tail, windows of ``INTENT_HISTORY_LENGTH`` actions
+    (what serving reads)."""
     from recommender.ml.nextaction import NextActionModel
 
     params: dict[str, Any] = {
@@ -94,7 +95,7 @@ def build_model(cell: str, time_budget: float | None) -> Any:
         "cell": cell,
         "class_weight_power": 0.0,
         "select_by": "log_loss",
-        "max_len": app_settings.MAX_HISTORY_LENGTH,
+        "max_len": app_settings.INTENT_HISTORY_LENGTH,
         "epochs": 20,
         "seed": 0,
     }
@@ -220,7 +221,7 @@ def intent_summary(intents: np.ndarray) -> dict[str, Any]:
 
 def visitors_by_band(model: Any, streams: ml_intent.ActionStreams, summary: dict[str, Any]) -> dict[str, Any]:
     """How many people active in the last ``INTENT_ACTIVE_DAYS`` days of the data are in each band,
-    scored after their last ``MAX_HISTORY_LENGTH`` actions (what serving reads)."""
+    scored after their last ``INTENT_HISTORY_LENGTH`` actions (what serving reads)."""
     days = float(app_settings.INTENT_ACTIVE_DAYS)
     lasts = np.array([t[-1] for t in streams.times])
     active = np.flatnonzero(lasts >= lasts.max() - 86400.0 * days) if len(lasts) else np.zeros(0, dtype=np.int64)
