@@ -49,7 +49,42 @@ def on_off_summary(timings: dict[str, list[float]]) -> dict[str, float]:
     }
     out["added_median_ms"] = round(out["on_median_ms"] - out["off_median_ms"], 3)
     out["added_p95_ms"] = round(out["on_p95_ms"] - out["off_p95_ms"], 3)
+    low, high = median_difference_ci(timings["on"], timings["off"])
+    out["added_median_ci95_ms"] = [round(low, 3), round(high, 3)]
     return out
+
+
+def on_off_table(result: dict, requests: int, what: str, added: str) -> str:
+    """The markdown table of an on/off run: each variant's median and p95, then what ``on`` adds,
+    with the 95 % interval of the change in the median."""
+    low, high = result["added_median_ci95_ms"]
+    rows = [f"| {what} | requests | median ms | p95 ms |", "|---|---:|---:|---:|"]
+    for n in ("off", "on"):
+        rows.append(f"| {n} | {requests} | {result[f'{n}_median_ms']:.2f} | {result[f'{n}_p95_ms']:.2f} |")
+    rows.append(
+        f"| **{added}** (median: 95 % interval {low:+.2f} to {high:+.2f}) | |"
+        f" **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |"
+    )
+    return "\n".join(rows)
+
+
+def median_difference_ci(on: list[float], off: list[float], seed: int = 0) -> tuple[float, float]:
+    """A 95 % bootstrap interval (SciPy, BCa) of median(on) - median(off), resampling the
+    interleaved requests in pairs (the n-th "on" beside the n-th "off"), so drift in the machine
+    moves both sides of a resampled pair alike."""
+    import numpy as np
+    from scipy import stats
+
+    n = min(len(on), len(off))
+    result = stats.bootstrap(
+        (np.asarray(on[:n]), np.asarray(off[:n])),
+        lambda a, b, axis: np.median(a, axis=axis) - np.median(b, axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        random_state=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -127,13 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         **on_off_summary(timings),
     }
 
-    print("\n| variant | requests | median ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    for name in ("off", "on"):
-        print(
-            f"| capture {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |"
-        )
-    print(f"| **added by capture** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
+    print("\n" + on_off_table(result, args.requests, "capture", "added by capture"))
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(result, fh, indent=2)

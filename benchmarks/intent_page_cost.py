@@ -7,15 +7,18 @@ Builds its own shop in a scratch PostgreSQL database (``BENCH_DATABASE_URL``, de
 views, basket additions and orders of ``tests.training_shop.build_intent_shop`` up to now, and
 trains the ``next_action`` kind there; Redis is the cache (``REDIS_URL``, default
 ``redis://127.0.0.1:6379/0``; only this shop's key prefix is written). The product page is
-rendered with ``{% purchase_intent as band %}`` added to it (a template of this run's own that
-extends the shop's). A visitor who put a product in the basket opens product pages one after
-another: each page records a view, so the visitor's generation changes and the intent is scored
-afresh on every timed page (the worst case; a page without a new event reads the cached score).
-Every request is made twice, interleaved: with the tag reading the intent, and with
-``visitor_intent`` answering nothing (the same template, no scoring). Times are Django's handling
-time through the test client (the whole middleware and template stack, no network). The goal
-(issue "Purchase intent in the shop") is at most +1 ms at the median, and nothing on pages that
-do not read it (none of the shop's own templates does).
+rendered with ``{% purchase_intent as band %}`` added after its blocks (a template of this run's
+own that extends the shop's; the blocks have fetched the visitor's history either way). A visitor
+who put a product in the basket opens product pages one after another: each page records a view,
+so the visitor's generation changes and the intent is scored afresh on every timed page (the
+worst case; a page without a new event reads the score this process kept). Every request is made
+twice, interleaved: with the tag reading the intent, and with ``visitor_intent`` answering
+nothing (the same template, no scoring). Times are Django's handling time through the test client
+(the whole middleware and template stack, no network), with a 95 % bootstrap interval of the
+difference of the medians; the tag's own time inside each "on" page is timed too, since it is all
+that differs between the two (a page of ~100 ms varies by more than the millisecond asked about).
+The goal (issue "Purchase intent in the shop") is at most +1 ms at the median, and nothing on
+pages that do not read it (none of the shop's own templates does).
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.capture_overhead import on_off_summary, recreate_database
+from benchmarks.capture_overhead import on_off_summary, on_off_table, percentile, recreate_database
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_intent_page"
 TEMPLATE = """{% extends "oscar/catalogue/detail.html" %}{% load recommender_tags %}
-{% block content %}{% purchase_intent as band %}<span data-intent="{{ band }}"></span>{{ block.super }}{% endblock %}
+{% block content %}{{ block.super }}{% purchase_intent as band %}<span data-intent="{{ band }}"></span>{% endblock %}
 """
 
 
@@ -79,9 +83,17 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"no live purchase-intent model: {outcome}", file=sys.stderr)
         return {}
     reading = serving_intent.visitor_intent
+    inside: list[float] = []  # the tag's own time in each "on" request
+
+    def timed(request: object) -> object:
+        t = time.perf_counter()
+        try:
+            return reading(request)
+        finally:
+            inside.append((time.perf_counter() - t) * 1000)
 
     def tag(on: bool) -> None:
-        serving_intent.visitor_intent = reading if on else (lambda request: None)
+        serving_intent.visitor_intent = timed if on else (lambda request: None)
 
     client = Client(HTTP_USER_AGENT=BROWSER)
     client.get(products[0].get_absolute_url())
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         bands.add(html.partition('data-intent="')[2].partition('"')[0])
 
     timings: dict[str, list[float]] = {"on": [], "off": []}
+    inside.clear()
     for n in tqdm(range(args.requests), desc="requests (per variant)", file=sys.stderr):
         for on in (True, False) if n % 2 else (False, True):
             tag(on)
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
             response = client.get(pages[n % len(pages)])
             timings["on" if on else "off"].append((time.perf_counter() - t) * 1000)
             assert response.status_code == 200
-    tag(True)
+    serving_intent.visitor_intent = reading
     result = {
         "database": settings.DATABASES["default"]["ENGINE"],
         "requests_per_variant": args.requests,
@@ -109,16 +122,16 @@ def main(argv: list[str] | None = None) -> dict:
         "intent_history_length": app_settings.INTENT_HISTORY_LENGTH,
         "bands_seen": sorted(b for b in bands if b),
         **on_off_summary(timings),
+        "tag_median_ms": round(statistics.median(inside), 3),
+        "tag_p95_ms": round(percentile(inside, 95), 3),
     }
     print(
         f"\nproduct page, a new view recorded on every page (history of {app_settings.MAX_HISTORY_LENGTH} events,"
         f" the network reading the last {app_settings.INTENT_HISTORY_LENGTH})"
     )
-    print("| purchase intent | requests | median ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    for name in ("off", "on"):
-        print(f"| {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |")
-    print(f"| **added by the tag** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
+    print(on_off_table(result, args.requests, "purchase intent", "added by the tag"))
+    own = f"{result['tag_median_ms']:.2f} | {result['tag_p95_ms']:.2f}"
+    print(f"| the tag's own time inside the page | {len(inside)} | {own} |")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(result, fh, indent=2)

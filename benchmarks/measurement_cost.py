@@ -23,7 +23,7 @@ import re
 import sys
 import time
 
-from benchmarks.capture_overhead import on_off_summary, recreate_database
+from benchmarks.capture_overhead import on_off_summary, on_off_table, recreate_database
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_measurement"
 
@@ -115,11 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     print(f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links")
-    print("| impressions and clicks | requests | median ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    for name in ("off", "on"):
-        print(f"| {name} | {args.requests} | {result[f'{name}_median_ms']:.2f} | {result[f'{name}_p95_ms']:.2f} |")
-    print(f"| **added by measuring** | | **{result['added_median_ms']:+.2f}** | {result['added_p95_ms']:+.2f} |")
+    print(on_off_table(result, args.requests, "impressions and clicks", "added by measuring"))
     print(f"\nrecorded while measuring: {recorded['impressions']:,} impressions, {recorded['clicks']:,} clicks")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:

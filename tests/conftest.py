@@ -69,6 +69,25 @@ def shared_data() -> Path:
     return shared_data_path()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_search_indexing(request: pytest.FixtureRequest):
+    """Oscar turns on Haystack's realtime indexing: every product a test saves would be written to
+    the search index on disk (a Whoosh commit per save, on an index that grows over the session).
+    No test searches, so products are not indexed; the catalogue page reads an empty index."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    from django.apps import apps
+
+    if not apps.is_installed("haystack"):
+        yield
+        return
+    processor = apps.get_app_config("haystack").signal_processor
+    processor.teardown()
+    yield
+    processor.setup()
+
+
 @pytest.fixture(autouse=True)
 def _documented_defaults(request: pytest.FixtureRequest):
     """Django tests run on the apps' documented defaults (not the demo's choices), a fast

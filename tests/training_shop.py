@@ -136,8 +136,9 @@ def build_intent_shop(end: datetime = AS_OF, customers: int = 60) -> list[Any]:
     return products
 
 
-#: the settings the shop is trained with in the tests: a light next-item model, a small holdout
-LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 2}}
+#: the settings the shop is trained with in the tests: a light next-item model, a small holdout, a
+#: small purchase-intent network trained for one epoch
+LIGHT = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 1, "hidden_size": 8}}
 
 
 def module_data(build: Callable[[str], Any], **overrides: Any) -> Any:
@@ -199,3 +200,10 @@ def shop_per_test() -> Any:
         versions.forget_loaded()
 
     return fixture
+
+
+def live(kind: str) -> Any:
+    """The live version of ``kind``, or None."""
+    from recommender.abstract_models import VersionStatus
+
+    return get_model("recommender", "ModelVersion").objects.filter(kind=kind, status=VersionStatus.LIVE).first()

@@ -27,7 +27,7 @@ import numpy as np
 
 from recommender.ml.base import ModelFileError, read_model_files
 from recommender.ml.evaluation import macro_f1, per_class_f1
-from recommender.ml.numpy_rnn import RecurrentLayer, row_softmax, single_threaded_blas
+from recommender.ml.numpy_rnn import RecurrentLayer, row_softmax
 
 VIEW, BASKET, PURCHASE, LEAVE = 0, 1, 2, 3
 ACTIONS = ("view", "basket", "purchase", "leave")
@@ -52,11 +52,10 @@ def features(types: np.ndarray, ts: np.ndarray | None, items: np.ndarray | None,
         f[:, 2] = np.floor(np.log2(gaps + 1.0)).astype(np.int64).clip(0, N_GAP - 2) + 1
         f[0, 2] = N_GAP
     for col, ids in ((3, items), (4, cats)):
-        if ids is not None:
-            seen: set = set()
-            for i, v in enumerate(ids):
-                f[i, col] = 2 if v in seen else 1
-                seen.add(v)
+        if ids is not None and n:
+            _values, first = np.unique(np.asarray(ids), return_index=True)
+            f[:, col] = 2
+            f[first, col] = 1  # each id's first appearance
     return f
 
 
@@ -266,9 +265,9 @@ class IntentScorer:
         )
         e = self.embs[0][f[:, 0]]
         for k in range(1, 5):
-            e = e + self.embs[k][f[:, k]]
-        with single_threaded_blas():
-            h = self.rnn.run(e[None])[0, -1]
+            e += self.embs[k][f[:, k]]
+        # matrices this small stay on one BLAS thread anyway: no need to ask for it
+        h = self.rnn.last_hidden(e)
         logits = (h @ self.out_w + self.out_b)[None]
         return row_softmax(logits)[0]
 

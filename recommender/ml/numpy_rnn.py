@@ -83,7 +83,9 @@ class RecurrentLayer:
     of them): ``w_in`` ``(N, in, G*H)`` and ``w_hid`` ``(N, H, G*H)`` transposed, the input bias
     ``b_in`` ``(N, 1, G*H)`` holding every bias that can be added before the step loop, and for
     the GRU the hidden bias of the candidate gate ``b_hid_n`` ``(N, H)`` (inside the reset gate's
-    product). LSTM gates are reordered to input, forget, output, cell (the three sigmoid gates first)."""
+    product). LSTM gates are reordered to input, forget, output, cell (the three sigmoid gates
+    first), and the weights and biases of those three are halved: since sigmoid(x) =
+    (tanh(x / 2) + 1) / 2, one ``tanh`` over all four gates then serves every gate of a step."""
 
     cell: str
     w_in: np.ndarray
@@ -114,7 +116,8 @@ class RecurrentLayer:
                 parts.append((w_ih.T, w_hh.T, b_in, b_hh[2 * h :]))
             else:
                 order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]  # i, f, g, o -> i, f, o, g
-                parts.append((w_ih[order].T, w_hh[order].T, (b_ih + b_hh)[order], None))
+                half = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)  # exact: a power of two
+                parts.append((w_ih[order].T * half, w_hh[order].T * half, (b_ih + b_hh)[order] * half, None))
         return cls(
             cell,
             stack([part[0] for part in parts]),
@@ -128,6 +131,30 @@ class RecurrentLayer:
         gates_in = x @ self.w_in
         gates_in += self.b_in
         return self._gru(gates_in) if self.cell == "gru" else self._lstm(gates_in)
+
+    def last_hidden(self, x: np.ndarray) -> np.ndarray:
+        """The hidden state ``(H,)`` of the first network after one sequence ``x`` ``(T, in)``: one
+        visitor's score. The LSTM steps on one-dimensional arrays here (the step of :meth:`_lstm`
+        without the networks' axis, a third fewer NumPy overheads); the GRU goes through :meth:`run`."""
+        if self.cell != "lstm" or not len(x):
+            return self.run(x[None, :, :])[0, -1] if len(x) else np.zeros(self.w_hid.shape[1], dtype=np.float32)
+        w_hid, h_size = self.w_hid[0], self.w_hid.shape[1]
+        gates_in = x @ self.w_in[0]
+        gates_in += self.b_in[0, 0]
+        h = np.zeros(h_size, dtype=np.float32)
+        c = np.zeros(h_size, dtype=np.float32)
+        for step in gates_in:
+            gates = h @ w_hid
+            gates += step
+            np.tanh(gates, out=gates)
+            ifo = gates[: 3 * h_size]
+            ifo *= 0.5
+            ifo += 0.5
+            c *= ifo[h_size : 2 * h_size]
+            c += ifo[:h_size] * gates[3 * h_size :]
+            h = np.tanh(c)
+            h *= ifo[2 * h_size :]
+        return h
 
     def _gru(self, gates_in: np.ndarray) -> np.ndarray:
         # every step writes into buffers made once (views of them included): a step is a dozen
@@ -164,10 +191,12 @@ class RecurrentLayer:
         for t in range(steps):
             gates = (h @ self.w_hid)[:, 0]
             gates += gates_in[:, t]
-            ifo = sigmoid(gates[:, : 3 * h_size])
-            g = np.tanh(gates[:, 3 * h_size :])
+            np.tanh(gates, out=gates)  # the cell gate; the sigmoid gates, halved, after two more steps
+            ifo = gates[:, : 3 * h_size]
+            ifo *= 0.5
+            ifo += 0.5
             c *= ifo[:, h_size : 2 * h_size]
-            c += ifo[:, :h_size] * g
+            c += ifo[:, :h_size] * gates[:, 3 * h_size :]
             h = np.multiply(np.tanh(c), ifo[:, 2 * h_size :], out=out[:, t])[:, None]
         return out
 

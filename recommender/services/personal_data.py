@@ -22,7 +22,8 @@ A :class:`Person` is everything the apps can tie to one human:
   :class:`~recommender.models.ErasedOrder` row per order makes the training export and
   segmentation leave them out (:func:`recommender.queries.without_erased_orders`), so no model learns from them at
   its next training and they count as nobody's;
-* after the commit, their cached recommendation blocks, purchase intent and segment.
+* after the commit, their cached recommendation blocks and segment (and with their generation any
+  purchase intent a web process keeps).
 
 Models trained before the erasure keep what they learnt until the next training replaces them
 (nightly, or ``train_recommenders``). :func:`export` returns the same person's events, orders,

@@ -99,19 +99,13 @@ def history_entry(generation: int, born: float, rows: list[HistoryRow]) -> dict[
     return {"g": generation, "t": born, "rows": [list(r) for r in rows[-app_settings.MAX_HISTORY_LENGTH :]]}
 
 
-def intent_key(visitor_key: str) -> str:
-    return f"{visitor_prefix(visitor_key)}intent"
-
-
 def visitor_state(visitor_key: str, memo: dict[str, Any]) -> tuple[int, list[HistoryRow] | None]:
     """The visitor's generation (0: none yet, or the cache does not answer) and their cached history
-    (None: absent or stale), in one round trip per request; their cached purchase intent comes in the
-    same round trip (``memo[("intent", visitor_key)]``, read by :mod:`recommender.serving.intent`)."""
+    (None: absent or stale), in one round trip per request."""
     key = ("state", visitor_key)
     if key not in memo:
-        gkey, hkey, ikey = generation_key(visitor_key), history_key(visitor_key), intent_key(visitor_key)
-        found = safe(lambda: cache.get_many([gkey, hkey, ikey]), {}, "cache")
-        memo[("intent", visitor_key)] = found.get(ikey)
+        gkey, hkey = generation_key(visitor_key), history_key(visitor_key)
+        found = safe(lambda: cache.get_many([gkey, hkey]), {}, "cache")
         generation, entry = found.get(gkey) or 0, found.get(hkey)
         rows = None
         fresh = isinstance(entry, dict) and time.time() - entry.get("t", 0) < app_settings.BLOCK_CACHE_SECONDS

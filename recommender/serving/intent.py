@@ -3,10 +3,11 @@
 :func:`visitor_intent` scores the visitor of a request: their history (the one the blocks read,
 cached under their generation) becomes an action stream and the live version's NumPy scorer gives
 the probability that their next action is a basket addition or a purchase; the version's cut
-points name its band (``"low"``, ``"medium"``, ``"high"``). The score is cached under the
-visitor's generation and the version, so a page after a new event scores again and other pages
-read it in the round trip that fetches the history. Nothing is computed until something asks
-(the ``purchase_intent`` tag, the API, an intent offer's condition).
+points name its band (``"low"``, ``"medium"``, ``"high"``). The score is kept in this process's
+copy (:mod:`recommender.serving.stores`, no round trip to the shared cache) under the visitor's
+generation and the version: a page after a new event scores again, other pages read it, and
+another process scores once for itself (a forward pass costs less than a cache write). Nothing is
+computed until something asks (the ``purchase_intent`` tag, the API, an intent offer's condition).
 
 No score for a request that is not tracked (``Sec-GPC: 1``, missing consent, a bot), for nobody
 known yet, for a person without history, or without a live model; any failure is logged once and
@@ -15,20 +16,16 @@ gives no score, never an error on the page.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
-
 from recommender.abstract_models import ModelKind
-from recommender.conf import app_settings
 from recommender.ml.intent import actions_of, band_of
 from recommender.serving.blocks import visitor_of
-from recommender.serving.generations import intent_key, visitor_state
+from recommender.serving.generations import visitor_prefix, visitor_state
 from recommender.serving.history import cached_history
 from recommender.serving.safety import safe
-from recommender.serving.stores import request_memo
+from recommender.serving.stores import local_get, local_set, request_memo
 from recommender.tracking import should_track
 
 
@@ -61,22 +58,22 @@ def _score(request: Any, memo: dict[str, Any]) -> Intent | None:
     version, loaded = live
     bands = loaded.meta.get("bands") or {}
     generation, _rows = visitor_state(visitor.key, memo)
-    cached = memo.get(("intent", visitor.key))
-    if (
-        generation
-        and isinstance(cached, dict)
-        and (cached.get("g"), cached.get("v")) == (generation, version.pk)
-        and time.time() - cached.get("t", 0) < app_settings.BLOCK_CACHE_SECONDS
-    ):
-        return Intent(band_of(float(cached["s"]), bands), float(cached["s"]), version.pk)
-    rows = cached_history(visitor, memo)
-    if not rows:
-        return None
-    score = float(loaded.model.intent(*actions_of(rows)))
-    if generation:
-        entry = {"g": generation, "v": version.pk, "t": time.time(), "s": score}
-        safe(lambda: cache.set(intent_key(visitor.key), entry, app_settings.BLOCK_CACHE_SECONDS * 10), None, "cache")
+    key = score_key(visitor.key, generation, version.pk) if generation else ""
+    score = local_get(key) if key else None
+    if score is None:
+        rows = cached_history(visitor, memo)
+        if not rows:
+            return None
+        score = float(loaded.model.intent(*actions_of(rows)))
+        if key:
+            local_set(key, score)
     return Intent(band_of(score, bands), score, version.pk)
+
+
+def score_key(visitor_key: str, generation: int, version_id: int) -> str:
+    """Where this process keeps a visitor's score: under their generation (a new event, or an
+    erasure, makes a new key) and the model version."""
+    return f"{visitor_prefix(visitor_key)}intent:{generation}:{version_id}"
 
 
 def intent_for(visitor: Any) -> Intent | None:

@@ -46,6 +46,18 @@ def shared_set_many(values: dict[str, Any], seconds: int) -> None:
     safe(lambda: cache.set_many(values, seconds), None, "cache")
 
 
+def local_get(key: str) -> Any:
+    """A value kept in this process's copy only (None: absent or expired)."""
+    with _local_lock:
+        return _local.get(key)
+
+
+def local_set(key: str, value: Any) -> None:
+    """Keep a value in this process's copy only (no round trip to the cache)."""
+    with _local_lock:
+        _local[key] = value
+
+
 def forget_local() -> None:
     """Drop this process's copy of shared values (tests)."""
     with _local_lock:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from django.apps import apps
 
 
 def block(page: Any, placement: str) -> Any:
@@ -39,15 +35,3 @@ def log_in(page: Any, email: str, password: str = "pw") -> None:
     page.fill("#id_login-password", password)
     page.click("button[name=login_submit]")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
-
-
-@contextmanager
-def no_search_indexing() -> Iterator[None]:
-    """Oscar turns on Haystack's realtime indexing: every product saved would be written to the
-    shop's search index on disk. The journeys never search, so products are not indexed."""
-    processor = apps.get_app_config("haystack").signal_processor
-    processor.teardown()
-    try:
-        yield
-    finally:
-        processor.setup()

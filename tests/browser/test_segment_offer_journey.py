@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from oscar.core.loading import get_model
 
-from tests.browser.pages import log_in, no_search_indexing, submit
+from tests.browser.pages import log_in, submit
 from tests.helpers import make_product
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,8 +39,7 @@ def segmented_shop(live_server: Any, settings: Any) -> tuple[Any, str, Any]:
     staff.user_permissions.set(
         Permission.objects.filter(content_type__app_label="offer", codename__endswith="_conditionaloffer")
     )
-    with no_search_indexing():
-        teapot = make_product("Blue teapot", price="20.00")
+    teapot = make_product("Blue teapot", price="20.00")
     return member, services.current_segment(member), teapot
 
 

@@ -25,7 +25,7 @@ from recommender.abstract_models import ModelKind, VersionStatus
 from recommender.services import versions
 from recommender.services.training import train_recommenders
 from tests.browser.conftest import module_live_server
-from tests.browser.pages import block, card, log_in, no_search_indexing, reasons, submit, titles
+from tests.browser.pages import block, card, log_in, reasons, submit, titles
 from tests.training_shop import AS_OF, LIGHT, TrainingShop, build_shop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -47,7 +47,7 @@ def served_shop(django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: 
         override_settings(MEDIA_ROOT=media, RECOMMENDER=LIGHT, PASSWORD_HASHERS=FAST_HASHER),
     ):
         versions.forget_loaded()
-        with transaction.atomic(), no_search_indexing():  # one commit, not one per row
+        with transaction.atomic():  # one commit, not one per row
             shop = build_shop(orders=8)
             Country.objects.create(
                 iso_3166_1_a2="GB", printable_name="United Kingdom", name="UK", is_shipping_country=True

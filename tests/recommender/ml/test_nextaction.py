@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from recommender.ml.intent import IntentScorer
 from recommender.ml.nextaction import NextActionModel
 
 
@@ -35,3 +37,20 @@ def test_next_action_beats_majority(tmp_path) -> None:
     np.testing.assert_array_equal(
         loaded.predict_proba(test[0][:3], test[1][:3]), m.predict_proba(test[0][:3], test[1][:3])
     )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_numpy_scorer_gives_the_networks_probabilities(tmp_path, cell) -> None:
+    """What the shop serves (NumPy, no torch) is what was trained: the same probabilities after
+    streams of any length, longer ones cut to the network's window."""
+    rng = np.random.default_rng(1)
+    types = [rng.integers(0, 3, size=int(n)) for n in rng.integers(1, 40, size=30)]
+    times = [np.cumsum(rng.integers(5, 5000, size=len(t))) + 1_600_000_000 for t in types]
+    items = [rng.integers(0, 6, size=len(t)) for t in types]
+    m = NextActionModel(hidden_size=12, epochs=2, cell=cell, max_len=15, seed=0, num_threads=1)
+    m.fit(types, times, items)
+    scorer = IntentScorer.load(m.save(tmp_path / cell))
+    expected = m.predict_proba(types, times, items)
+    got = np.stack([scorer.proba(t, s, i) for t, s, i in zip(types, times, items, strict=True)])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert scorer.intent(types[0], times[0], items[0]) == pytest.approx(float(expected[0, 1:3].sum()), abs=1e-5)
