@@ -116,6 +116,7 @@ def _is_pure_ml(path: Path) -> bool:
 def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]
     """Empty Django's cache (and the serving's per-process copy of it); on Redis only the cache's
     own keys, never FLUSHDB (the broker and other users of the shared Redis keep theirs)."""
+    from recommender.serving.generations import forget_catalogue_generation
     from recommender.serving.stores import forget_local
 
     forget_local()
@@ -123,3 +124,6 @@ def _clear_cache(cache) -> None:  # type: ignore[no-untyped-def]
         cache.delete_pattern("*")
     else:
         cache.clear()
+    # the process's copy of the catalogue generation would outlive the emptied cache by up to two
+    # seconds, and a test's warm caches turn cold when it is read again mid-test
+    forget_catalogue_generation()

@@ -58,6 +58,13 @@ def _read_catalogue_generation() -> int:
     return generation
 
 
+def forget_catalogue_generation() -> None:
+    """Read the catalogue generation from the cache on the next request (after emptying the cache:
+    tests), rather than go on with this process's copy for up to ``CATALOGUE_SECONDS``."""
+    global _last_generation, _catalogue_seen
+    _last_generation, _catalogue_seen = 0, (0, -1.0)
+
+
 def bump_catalogue_generation(**kwargs: Any) -> None:
     """Signal receiver: the catalogue changed, cached product facts and cards are stale (in this
     process at once, even while the cache does not answer)."""

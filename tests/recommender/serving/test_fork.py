@@ -24,17 +24,7 @@ def test_a_forked_placement_and_rung_show_on_the_shops_pages(tmp_path):
     env = {**os.environ, "SHOP_VAR_DIR": str(tmp_path)}
     if env.get("DATABASE_URL"):  # a test database of its own: this suite's is in use
         env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/fork_project"
-    # the tables straight from the models: the fork changes no model, its pages are what is checked
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--nomigrations",
-        "--ds=tests.fork_project.settings",
-    ]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds=tests.fork_project.settings"]
     proc = subprocess.run(
         [*command, "tests/fork_project/check_fork.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
