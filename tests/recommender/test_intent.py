@@ -25,7 +25,13 @@ from tests.training_shop import AS_OF, build_intent_shop, module_data
 Event = get_model("recommender", "Event")
 ModelVersion = get_model("recommender", "ModelVersion")
 
-SETTINGS = {"NEXT_ITEM_MODEL": "hybrid", "MIN_HOLDOUT_CASES": 5, "INTENT_PARAMS": {"epochs": 12}}
+# the candidate serves as evaluated (no refit: a third less training; LIGHT runs elsewhere refit)
+SETTINGS = {
+    "NEXT_ITEM_MODEL": "hybrid",
+    "MIN_HOLDOUT_CASES": 5,
+    "INTENT_PARAMS": {"epochs": 12},
+    "REFIT_AFTER_EVALUATION": False,
+}
 
 
 def build_and_train(tmp: str) -> list:
