@@ -16,7 +16,7 @@ twice, interleaved: with the tag reading the intent, and with ``visitor_intent``
 nothing (the same template, no scoring). Times are Django's handling time through the test client
 (the whole middleware and template stack, no network), with a 95 % bootstrap interval of the
 difference of the medians; the tag's own time inside each "on" page is timed too, since it is all
-that differs between the two (a page of ~100 ms varies by more than the millisecond asked about).
+that differs between the two (a page of ~200 ms varies by more than the millisecond asked about).
 The goal (issue "Purchase intent in the shop") is at most +1 ms at the median, and nothing on
 pages that do not read it (none of the shop's own templates does).
 """

@@ -136,8 +136,10 @@ class RecurrentLayer:
         """The hidden state ``(H,)`` of the first network after one sequence ``x`` ``(T, in)``: one
         visitor's score. The LSTM steps on one-dimensional arrays here (the step of :meth:`_lstm`
         without the networks' axis: 330 against 370-440 us for 20 steps here); the GRU goes through :meth:`run`."""
-        if self.cell != "lstm" or not len(x):
-            return self.run(x[None, :, :])[0, -1] if len(x) else np.zeros(self.w_hid.shape[1], dtype=np.float32)
+        if not len(x):
+            return np.zeros(self.w_hid.shape[1], dtype=np.float32)
+        if self.cell != "lstm":
+            return self.run(x[None])[0, -1]
         w_hid, h_size = self.w_hid[0], self.w_hid.shape[1]
         gates_in = x @ self.w_in[0]
         gates_in += self.b_in[0, 0]
