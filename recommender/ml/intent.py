@@ -47,9 +47,12 @@ def features(types: np.ndarray, ts: np.ndarray | None, items: np.ndarray | None,
     f[:, 0] = np.asarray(types, dtype=np.int64) + 1
     if ts is not None and n:
         ts = np.asarray(ts, dtype=np.int64)
-        f[:, 1] = (ts % 86400) // 3600 + 1
-        gaps = np.diff(ts, prepend=ts[0]).clip(min=0)
-        f[:, 2] = np.floor(np.log2(gaps + 1.0)).astype(np.int64).clip(0, N_GAP - 2) + 1
+        f[:, 1] = ts % 86400 // 3600
+        f[:, 1] += 1
+        gaps = np.subtract(ts[1:], ts[:-1])
+        np.maximum(gaps, 0, out=gaps)
+        # floor(log2(gap + 1)) + 1 is the binary exponent of gap + 1 (exact, where a log2 rounds)
+        f[1:, 2] = np.minimum(np.frexp(gaps + 1.0)[1], N_GAP - 1)
         f[0, 2] = N_GAP
     for col, ids in ((3, items), (4, cats)):
         if ids is not None and n:
@@ -179,14 +182,21 @@ def band_of(score: float, bands: dict[str, float]) -> str:
     return "medium" if score >= bands.get("medium", np.inf) else "low"
 
 
-def actions_of(rows: Sequence[tuple[int, float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def actions_of(
+    rows: Sequence[tuple[int, float, int]], limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A person's ``(product, unix time, event type)`` history rows, oldest first, as the action
-    stream the network reads: the lines of one order (same time) are one purchase."""
-    kept = [
-        r
-        for i, r in enumerate(rows)
-        if not (r[2] == PURCHASE and i and rows[i - 1][2] == PURCHASE and rows[i - 1][1] == r[1])
-    ]
+    stream the network reads: the lines of one order (same time) are one purchase. ``limit``: only
+    the last so many actions (a scorer's ``max_len``)."""
+    kept = []
+    for i in range(len(rows) - 1, -1, -1):
+        r = rows[i]
+        if r[2] == PURCHASE and i and rows[i - 1][2] == PURCHASE and rows[i - 1][1] == r[1]:
+            continue
+        kept.append(r)
+        if len(kept) == limit:
+            break
+    kept.reverse()
     types = np.fromiter((r[2] for r in kept), dtype=np.int64, count=len(kept))
     times = np.fromiter((r[1] for r in kept), dtype=np.float64, count=len(kept))
     items = np.fromiter((r[0] for r in kept), dtype=np.int64, count=len(kept))
@@ -230,9 +240,17 @@ class IntentScorer:
         self.n_classes = int(params["n_classes"])
         self.max_len = int(params["max_len"])
         self.params = params
-        self.embs = [np.asarray(tensors[f"net.embs.{k}.weight"], dtype=np.float32) for k in range(5)]
         names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
         self.rnn = RecurrentLayer.from_arrays(params["cell"], [[tensors[f"net.rnn.{n}"] for n in names]])
+        # the network adds the five features' embeddings and projects the sum into its gates: each
+        # embedding table is projected once here, so a visitor's gates are a sum of table rows
+        tables = [np.asarray(tensors[f"net.embs.{k}.weight"], dtype=np.float32) @ self.rnn.w_in[0] for k in range(5)]
+        tables[0] += self.rnn.b_in[0, 0]
+        sizes = [len(t) for t in tables]
+        if sizes != [self.n_classes + 1, N_HOUR + 1, N_GAP + 1, 3, 3]:
+            raise ValueError(f"embedding tables of {sizes} rows do not fit {self.n_classes} classes")
+        self.table_offsets = np.cumsum([0, *sizes[:-1]])
+        self.gate_table = np.ascontiguousarray(np.concatenate(tables))
         self.out_w = np.ascontiguousarray(np.asarray(tensors["net.out.weight"], dtype=np.float32).T)
         self.out_b = np.asarray(tensors["net.out.bias"], dtype=np.float32)
         self.offsets = np.asarray(tensors["offsets"], dtype=np.float32)
@@ -263,14 +281,13 @@ class IntentScorer:
             None if items is None else np.asarray(items)[-n:],
             None,
         )
-        e = self.embs[0][f[:, 0]]
-        for k in range(1, 5):
-            e += self.embs[k][f[:, k]]
+        f += self.table_offsets
         # no single_threaded_blas() here: at the default size (hidden 32, 20 steps) every product is a
         # vector by a small matrix, below OpenBLAS's threshold for using threads
-        h = self.rnn.last_hidden(e)
-        logits = (h @ self.out_w + self.out_b)[None]
-        return row_softmax(logits)[0]
+        h = self.rnn.last_hidden(np.add.reduce(self.gate_table[f], axis=1))
+        logits = h @ self.out_w
+        logits += self.out_b
+        return row_softmax(logits[None])[0]
 
     def intent(self, types: np.ndarray, times: np.ndarray | None = None, items: np.ndarray | None = None) -> float:
         """The probability that the next action is a basket addition or a purchase."""

@@ -64,7 +64,7 @@ def _score(request: Any, memo: dict[str, Any]) -> Intent | None:
         rows = cached_history(visitor, memo)
         if not rows:
             return None
-        score = float(loaded.model.intent(*actions_of(rows)))
+        score = float(loaded.model.intent(*actions_of(rows, loaded.model.max_len)))
         if key:
             local_set(key, score)
     return Intent(band_of(score, bands), score, version.pk)
@@ -89,5 +89,5 @@ def intent_for(visitor: Any) -> Intent | None:
     rows = history_for(visitor.user, visitor.visitor_id)
     if not rows:
         return None
-    score = float(loaded.model.intent(*actions_of(rows)))
+    score = float(loaded.model.intent(*actions_of(rows, loaded.model.max_len)))
     return Intent(band_of(score, loaded.meta.get("bands") or {}), score, version.pk)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recommender.ml.intent import IntentScorer
+from recommender.ml.base import ModelFileError, read_model_files, write_model_files
+from recommender.ml.intent import N_GAP, PURCHASE, IntentScorer, actions_of, features
 from recommender.ml.nextaction import NextActionModel
 
 
@@ -54,3 +59,39 @@ def test_the_numpy_scorer_gives_the_networks_probabilities(tmp_path, cell) -> No
     got = np.stack([scorer.proba(t, s, i) for t, s, i in zip(types, times, items, strict=True)])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     assert scorer.intent(types[0], times[0], items[0]) == pytest.approx(float(expected[0, 1:3].sum()), abs=1e-5)
+
+
+def test_a_model_file_with_embedding_tables_of_other_sizes_is_refused(tmp_path) -> None:
+    m = NextActionModel(hidden_size=4, epochs=1, cell="lstm", max_len=5, seed=0, num_threads=1)
+    m.fit([np.array([0, 1, 2, 0])] * 4, [np.arange(4) * 60 + 1_600_000_000] * 4)
+    config, tensors = read_model_files(m.save(tmp_path / "ok"), "next_action")
+    tensors["net.embs.1.weight"] = tensors["net.embs.1.weight"][:-1]  # one hour too few
+    write_model_files(tmp_path / "broken", "next_action", config, tensors)
+    with pytest.raises(ModelFileError, match="embedding tables"):
+        IntentScorer.load(tmp_path / "broken")
+
+
+# (product, time, event type) rows, oldest first; equal times make one order's lines
+row = st.tuples(st.integers(1, 6), st.integers(0, 5).map(float), st.sampled_from([0, 1, 2]))
+rows_strategy = st.lists(row, max_size=40).map(lambda rows: sorted(rows, key=lambda r: r[1]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=rows_strategy, limit=st.integers(1, 25))
+def test_a_limited_action_stream_is_the_end_of_the_whole_one(rows, limit) -> None:
+    whole = actions_of(rows)
+    one_order = [i and r[2] == rows[i - 1][2] == PURCHASE and r[1] == rows[i - 1][1] for i, r in enumerate(rows)]
+    assert len(whole[0]) == len(rows) - sum(map(bool, one_order))
+    for full, tail in zip(whole, actions_of(rows, limit), strict=True):
+        np.testing.assert_array_equal(tail, full[-limit:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=st.lists(st.integers(0, 2**40), min_size=1, max_size=30))
+def test_each_gap_falls_in_its_power_of_two_bucket(times) -> None:
+    """Bucket k + 1 holds the gaps of 2**k - 1 to 2**(k + 1) - 2 seconds (the last bucket all longer
+    ones; a clock going back counts as no gap), and the first event has a bucket of its own."""
+    f = features(np.zeros(len(times), dtype=np.int64), np.array(times), None, None)
+    expected = [N_GAP] + [min((max(b - a, 0) + 1).bit_length(), N_GAP - 1) for a, b in itertools.pairwise(times)]
+    assert f[:, 2].tolist() == expected
+    assert f[:, 1].tolist() == [t % 86400 // 3600 + 1 for t in times]
