@@ -24,7 +24,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from oscar.core.loading import get_model
@@ -33,8 +32,7 @@ from recommender.conf import app_settings
 from recommender.loading import get_class
 from recommender.measurement.assignment import arm_of
 from recommender.serving.blocks import Block, Visitor
-from recommender.serving.safety import safe
-from recommender.serving.stores import request_memo
+from recommender.serving.stores import local_get, local_set, request_memo
 from recommender.tracking import insert, should_track
 
 logger = logging.getLogger(__name__)
@@ -69,9 +67,9 @@ def note_block(request: Any, block: Block, visitor: Visitor, impression_id: uuid
 
 
 def flush(request: Any) -> int:
-    """Write the blocks this request showed in one insert, and the click that brought the shopper
-    here, in one transaction (and the person's first exposure to the running experiment); the
-    number of blocks written."""
+    """Write the blocks this request showed in one insert, the click that brought the shopper here
+    and the person's first exposure to the running experiment, in one transaction (one round trip on
+    PostgreSQL); the number of blocks written."""
     memo = request_memo(request)
     noted, clicks = memo.pop(MEMO_KEY, None) or [], memo.pop(CLICKS_KEY, None) or []
     if not (noted or clicks) or not recording(request):
@@ -79,22 +77,30 @@ def flush(request: Any) -> int:
     Impression = get_model("recommender", "Impression")
     Click = get_model("recommender", "Click")
     impressions = [Impression(**fields) for fields in noted]
-    if not insert(Impression, impressions, "impression", (Click, clicks)) or not noted:
+    exposure = _exposure(noted[0]) if noted else None
+    more = [(Click, clicks), *([(type(exposure), [exposure])] if exposure is not None else [])]
+    if not insert(Impression, impressions, "impression", *more) or not noted:
         return 0
-    first = noted[0]
-    if first["experiment"] is not None:
-        person = f"u{first['user'].pk}" if first["user"] is not None else f"v{first['visitor_id']}"
-        safe(lambda: _note_exposure(first["experiment"], person, first["arm"]), None, "exposure")
+    if exposure is not None:
+        local_set(_exposed_key(exposure.experiment_id, exposure.person), True)
     return len(noted)
 
 
-def _note_exposure(experiment: Any, person: str, arm: str) -> None:
-    key = f"recommender:exposed:{experiment.pk}:{person}"
-    if cache.get(key):
-        return
+def _exposure(block: dict[str, Any]) -> Any | None:
+    """The exposure row of the person a block was shown to, in the running experiment; None outside
+    one, or when this process wrote it lately (the insert ignores a person the database holds)."""
+    experiment = block["experiment"]
+    if experiment is None:
+        return None
+    person = f"u{block['user'].pk}" if block["user"] is not None else f"v{block['visitor_id']}"
+    if local_get(_exposed_key(experiment.pk, person)):
+        return None
     Exposure = get_model("recommender", "Exposure")
-    if insert(Exposure, [Exposure(experiment=experiment, person=person, arm=arm)], "exposure"):
-        cache.set(key, 1, 86400)
+    return Exposure(experiment=experiment, person=person, arm=block["arm"])
+
+
+def _exposed_key(experiment_id: int, person: str) -> str:
+    return f"recommender:exposed:{experiment_id}:{person}"
 
 
 def session_digest(request: Any) -> str:

@@ -157,6 +157,26 @@ def test_control_sees_best_sellers_in_the_same_blocks_and_the_arm_is_stored(shop
     assert {"also_viewed", "also_bought"} & seen[Arm.TREATMENT] and "best_sellers" not in seen[Arm.TREATMENT]
 
 
+def test_a_persons_exposure_is_written_once_with_their_first_page(shop):
+    """The exposure travels with a page's impressions; later pages, in this process or after it
+    forgot writing it (another process), leave the first row as it was."""
+    from recommender.serving.stores import forget_local
+
+    experiment = start_experiment("exposure test", control_share=0.5)
+    client = browser()
+    view_product(client, shop.products[6])
+    view_product(client, shop.products[7])
+    person = f"v{visitor_id_of(client)}"
+    first = Exposure.objects.get(experiment=experiment, person=person)
+    Exposure.objects.filter(pk=first.pk).update(orders=2)  # as if they had ordered since
+    forget_local()
+    view_product(client, shop.products[8])
+    assert Impression.objects.filter(visitor_id=visitor_id_of(client)).values("created").distinct().count() >= 3
+    again = Exposure.objects.get(experiment=experiment, person=person)
+    assert (again.pk, again.first_seen, again.arm, again.orders) == (first.pk, first.first_seen, first.arm, 2)
+    assert again.arm == hashed_arm(experiment.salt, person, 0.5)
+
+
 def test_the_arm_is_stable_across_requests_and_login(shop, django_user_model):
     experiment = start_experiment("login test", control_share=0.5)
     user = django_user_model.objects.create_user("newbie", "newbie@example.com", "pw")
