@@ -9,9 +9,13 @@ default ``redis://127.0.0.1:6379/0``; only this shop's keys are written). A visi
 opens product pages through the links of a product page's blocks, each time freshly rendered (``also_bought``,
 ``also_viewed``, ``recently_viewed``), each link carrying its signed ``?rec=`` token. Every
 request is made twice, interleaved: with ``IMPRESSIONS_ENABLED`` (the page's impressions in one
-insert, the click its link carries, after the response is rendered) and without. Times are
-Django's handling time through the test client (the whole middleware and template stack, no
-network). The goal (issue "Measure what recommendations earn") is at most +1 ms at the median.
+insert, the click its link carries, after the response is rendered) and without. An experiment
+runs (10 % control), so every impression takes an arm and the visitor's exposure is written once.
+Times are Django's handling time through the test client (the whole middleware and template
+stack, no network); the recording's own code (noting the blocks, reading the click's token, the
+insert after the response) is timed inside each "on" request too, and an A/A check compares the
+"off" requests with each other. The goal (issue "Measure what recommendations earn") is at most
++1 ms at the median.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 import time
+from typing import Any
 
-from benchmarks.capture_overhead import on_off_summary, on_off_table, recreate_database
+from benchmarks.capture_overhead import on_off_summary, on_off_table, percentile, recreate_database
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_measurement"
 
@@ -51,7 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
     from oscar.core.loading import get_model
     from tqdm import tqdm
 
+    from recommender import middleware, receivers
     from recommender.conf import app_settings
+    from recommender.measurement.assignment import start_experiment
+    from recommender.serving import service
     from tests.helpers import BROWSER
     from tests.training_shop import build_shop
 
@@ -61,9 +70,29 @@ def main(argv: list[str] | None = None) -> dict:
     shop = build_shop(end=django.utils.timezone.now())
     Impression = get_model("recommender", "Impression")
     Click = get_model("recommender", "Click")
+    Exposure = get_model("recommender", "Exposure")
 
     def measure(on: bool) -> None:
         app_settings.as_dict()["IMPRESSIONS_ENABLED"] = on
+
+    # the recording's own code, timed inside each request: noting a block, reading the click's
+    # token, and the insert after the response (the only code that runs in one variant only)
+    own = [0.0]
+
+    def timed(fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                own[0] += time.perf_counter() - t
+
+        return wrapper
+
+    middleware.flush_impressions = timed(middleware.flush_impressions)
+    receivers.record_click = timed(receivers.record_click)
+    service.note_block = timed(service.note_block)
+    experiment = start_experiment("benchmark", control_share=0.1)  # every impression takes an arm
 
     client = Client(HTTP_USER_AGENT=BROWSER)
     for product in shop.products[:6]:  # a visitor with a history: recently viewed fills
@@ -88,15 +117,19 @@ def main(argv: list[str] | None = None) -> dict:
             client.get(link)
 
     timings: dict[str, list[float]] = {"on": [], "off": []}
+    inside: list[float] = []
     impressions, clicks = Impression.objects.count(), Click.objects.count()
     for n in tqdm(range(args.requests), desc="requests (per variant)", file=sys.stderr):
         links = fresh_links()
         for on in (True, False) if n % 2 else (False, True):
             link = links[n % len(links)]
             measure(on)
+            own[0] = 0.0
             t = time.perf_counter()
             response = client.get(f"{link}&b={n}")  # a data argument would replace the link's query
             timings["on" if on else "off"].append((time.perf_counter() - t) * 1000)
+            if on:
+                inside.append(own[0] * 1000)
             assert response.status_code == 200, (link, response.status_code)
     measure(True)
     recorded = {
@@ -112,10 +145,25 @@ def main(argv: list[str] | None = None) -> dict:
         "links_followed": len(links),
         "recorded": recorded,
         **on_off_summary(timings),
+        "own_median_ms": round(statistics.median(inside), 3),
+        "own_p95_ms": round(percentile(inside, 95), 3),
+        # A/A: the "off" requests that came first in their pair against those that came second in
+        # the next pair (neither records): how far the page-level comparison moves on its own
+        "off_vs_off": on_off_summary({"on": timings["off"][0::2], "off": timings["off"][1::2]}),
+        "exposures": Exposure.objects.filter(experiment=experiment).count(),
+        "timings_ms": timings,
     }
 
     print(f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links")
     print(on_off_table(result, args.requests, "impressions and clicks", "added by measuring"))
+    own = f"{result['own_median_ms']:.2f} | {result['own_p95_ms']:.2f}"
+    print(f"| the recording's own time inside the page | {len(inside)} | {own} |")
+    aa = result["off_vs_off"]
+    low, high = aa["added_median_ci95_ms"]
+    print(
+        f'| A/A: the "off" requests of even against odd pairs (neither records) | {len(timings["off"]) // 2} |'
+        f" {aa['added_median_ms']:+.2f} (95 % interval {low:+.2f} to {high:+.2f}) | |"
+    )
     print(f"\nrecorded while measuring: {recorded['impressions']:,} impressions, {recorded['clicks']:,} clicks")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
