@@ -310,6 +310,14 @@ SETTINGS = [
         "product and each order line bought after such a click; `False` records none of them",
     ),
     Setting(
+        "IMPRESSIONS_WRITER",
+        str,
+        "thread",
+        '`"thread"`: a page hands what it measured to a thread of its process, which writes it (the page '
+        'does not wait for the database; PostgreSQL, outside a transaction); `"request"`: the page writes '
+        "it after the response is rendered",
+    ),
+    Setting(
         "ATTRIBUTION_WINDOW",
         (int, str),
         24,

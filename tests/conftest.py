@@ -115,6 +115,11 @@ def _documented_defaults(request: pytest.FixtureRequest):
     reset_breakers()  # a Redis hiccup in an earlier test does not leave this one without its cache
     _clear_cache(cache)
     yield
+    # the rows of this test's pages written (a transactional test's tables are emptied next) and the
+    # writer thread's connection closed (the test database is dropped at the end)
+    from recommender.measurement import writer
+
+    writer.release()
     _clear_cache(cache)
 
 

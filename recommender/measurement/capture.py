@@ -5,8 +5,9 @@ Under the rules of event capture (:func:`recommender.tracking.should_track`): no
 publish in the request and never an error out of it (a failed insert is logged).
 
 * **Impressions**: :meth:`Recommender.recommend` notes each block it fills for a page
-  (:func:`note_block`); the middleware writes the page's blocks in one insert after the response
-  is rendered (:func:`flush`), with the person's first exposure to the running experiment.
+  (:func:`note_block`); after the response is rendered the middleware hands the page's blocks, with
+  the person's first exposure to the running experiment, to this process's writer thread, which
+  writes them in one insert (:func:`flush`, :mod:`recommender.measurement.writer`).
 * **Clicks**: a product page reached through a block's link carries ``?rec=<token>``; the token is
   signed, names the impression, the product and the visitor it was made for, so it can be neither
   forged nor replayed by another visitor (:func:`record_click`; the API's ``click`` endpoint calls
@@ -30,6 +31,7 @@ from oscar.core.loading import get_model
 
 from recommender.conf import app_settings
 from recommender.loading import get_class
+from recommender.measurement import writer
 from recommender.measurement.assignment import arm_of
 from recommender.serving.blocks import Block, Visitor
 from recommender.serving.stores import local_get, local_set, request_memo
@@ -69,7 +71,8 @@ def note_block(request: Any, block: Block, visitor: Visitor, impression_id: uuid
 def flush(request: Any) -> int:
     """Write the blocks this request showed in one insert, the click that brought the shopper here
     and the person's first exposure to the running experiment, in one transaction (one round trip on
-    PostgreSQL); the number of blocks written."""
+    PostgreSQL), through this process's writer thread where it applies
+    (:mod:`recommender.measurement.writer`); the number of blocks written or queued."""
     memo = request_memo(request)
     noted, clicks = memo.pop(MEMO_KEY, None) or [], memo.pop(CLICKS_KEY, None) or []
     if not (noted or clicks) or not recording(request):
@@ -79,7 +82,11 @@ def flush(request: Any) -> int:
     impressions = [Impression(**fields) for fields in noted]
     exposure = _exposure(noted[0]) if noted else None
     more = [(Click, clicks), *([(type(exposure), [exposure])] if exposure is not None else [])]
-    if not insert(Impression, impressions, "impression", *more) or not noted:
+    if writer.applies(Impression):
+        written = writer.submit([(Impression, impressions), *more])
+    else:
+        written = insert(Impression, impressions, "impression", *more)
+    if not written or not noted:
         return 0
     if exposure is not None:
         local_set(_exposed_key(exposure.experiment_id, exposure.person), True)
@@ -151,6 +158,7 @@ def attribute_order(order: Any, request: Any, visitor: Visitor) -> int:
     and count the order for their exposure to the running experiment; the lines attributed."""
     if not recording(request):
         return 0
+    writer.wait()  # the clicks this process has queued
     Click = get_model("recommender", "Click")
     AttributedLine = get_model("recommender", "AttributedLine")
     lines = list(order.lines.select_related("product"))
@@ -212,6 +220,7 @@ def merge_into_user(sender: Any, visitor_id: str, user: Any, since: Any, **kwarg
 
     Click = get_model("recommender", "Click")
     Impression = get_model("recommender", "Impression")
+    writer.wait()  # the visitor's rows this process has queued move too
     try:
         with transaction.atomic():
             for model in (Click, Impression):

@@ -20,6 +20,14 @@ def check_measurement_settings(app_configs: Any = None, **kwargs: Any) -> list[c
                 id="recommender.E024",
             )
         )
+    if app_settings.IMPRESSIONS_WRITER not in ("thread", "request"):
+        errors.append(
+            checks.Error(
+                f"RECOMMENDER['IMPRESSIONS_WRITER'] is {app_settings.IMPRESSIONS_WRITER!r}.",
+                hint='Use "thread" (default) or "request".',
+                id="recommender.E026",
+            )
+        )
     share = app_settings.EXPERIMENT_CONTROL_SHARE
     if not 0.01 <= share <= 0.5:
         errors.append(

@@ -216,9 +216,12 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
     left out of learning), ``orders_already_excluded``, ``visitor_ids`` and ``accounts`` found.
     Running it again deletes nothing more and reports zeros for what is gone.
     """
+    from recommender.measurement import writer
+
     Event = get_model("recommender", "Event")
     ErasedOrder = get_model("recommender", "ErasedOrder")
     counts = {"accounts": len(person.user_ids), "visitor_ids": len(person.visitor_ids)}
+    writer.wait()  # what this process measured of them and has not written yet
     with transaction.atomic(using=using):
         counts["events"] = Event._default_manager.using(using).filter(_events_q(person)).delete()[0]
         counts |= _erase_measurement(person, using)
@@ -276,6 +279,9 @@ def export(person: Person, using: str = "default") -> dict[str, Any]:
     Only values of the person's own rows (and product titles) appear; dates are ISO 8601 strings
     and amounts decimal strings, so ``json.loads(json.dumps(export(p))) == export(p)``.
     """
+    from recommender.measurement import writer
+
+    writer.wait()  # what this process measured of them and has not written yet
     return {
         "format": EXPORT_FORMAT,
         "person": {

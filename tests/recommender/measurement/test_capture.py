@@ -201,8 +201,10 @@ def test_measurement_settings_are_checked(settings):
     from recommender.measurement.checks import check_measurement_settings
 
     assert check_measurement_settings() == []
-    settings.RECOMMENDER = {"ATTRIBUTION_WINDOW": "sesion", "EXPERIMENT_CONTROL_SHARE": 0.9}
-    assert [e.id for e in check_measurement_settings()] == ["recommender.E024", "recommender.E025"]
+    bad = {"ATTRIBUTION_WINDOW": "sesion", "EXPERIMENT_CONTROL_SHARE": 0.9, "IMPRESSIONS_WRITER": "queue"}
+    settings.RECOMMENDER = bad
+    errors = ["recommender.E024", "recommender.E026", "recommender.E025"]
+    assert [e.id for e in check_measurement_settings()] == errors
     settings.RECOMMENDER = {"ATTRIBUTION_WINDOW": "session"}
     assert check_measurement_settings() == []
 

@@ -1,0 +1,85 @@
+"""The writer thread (:mod:`recommender.measurement.writer`): a page hands what it measured to a
+thread of its process and does not wait for the database. Transactional tests: outside a
+transaction is where the thread applies (inside one the page writes its rows itself)."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from oscar.core.loading import get_model
+
+from recommender.measurement import writer
+from tests.helpers import browser, make_product, view_product
+
+Impression = get_model("recommender", "Impression")
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _other_connection() -> psycopg.Connection:
+    s = connection.settings_dict
+    return psycopg.connect(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None, host=s["HOST"], port=s["PORT"] or None
+    )
+
+
+@pytest.fixture
+def _postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the writer thread applies to PostgreSQL only (here the page writes its rows itself)")
+
+
+def test_a_page_answers_while_its_measurements_wait_for_the_database(_postgresql):
+    """Another session holds the impressions table: the page answers at once with its blocks, and
+    its rows are written as soon as the table is free."""
+    mugs = [make_product(f"Mug {n}") for n in range(4)]
+    client = browser()
+    for mug in mugs[:3]:
+        view_product(client, mug)
+    assert writer.wait(10)
+    before = set(Impression.objects.values_list("impression_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '5s'")  # a page that wrote its rows itself would fail after 5 s
+    with _other_connection() as other:
+        other.execute("LOCK TABLE recommender_impression IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        html = view_product(client, mugs[3]).content.decode()
+        took = time.monotonic() - started
+        assert 'data-placement="recently_viewed"' in html
+        assert not writer.wait(0.5)  # the thread waits for the table
+        other.rollback()
+    assert took < 4, f"the page waited {took:.1f} s for the database"
+    assert writer.wait(10)
+    new = Impression.objects.exclude(impression_id__in=before)
+    assert [i.placement for i in new] == ["recently_viewed"]
+    assert set(new[0].product_ids) <= {m.pk for m in mugs[:3]}
+
+
+def test_a_failed_write_is_logged_and_the_next_page_is_written(_postgresql, caplog):
+    """The thread's connection broken under it: that page's rows are lost and logged, as when a page
+    writes itself; the thread opens a new connection and writes the next page."""
+    mugs = [make_product(f"Mug {n}") for n in range(4)]
+    client = browser()
+    for mug in mugs[:2]:
+        view_product(client, mug)
+    assert writer.wait(10)
+    connection.ensure_connection()
+    with _other_connection() as other:  # end the writer thread's session, as a database restart would
+        ended = other.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid NOT IN (pg_backend_pid(), %s) AND query LIKE '%%INSERT INTO \"recommender_impression\"%%'",
+            [connection.connection.info.backend_pid],
+        ).fetchall()
+        other.commit()
+    assert ended == [(True,)]
+    before = Impression.objects.count()
+    view_product(client, mugs[2])
+    assert writer.wait(10)
+    assert "could not record" in caplog.text
+    assert Impression.objects.count() == before  # that page's rows are lost
+    view_product(client, mugs[3])
+    assert writer.wait(10)
+    assert Impression.objects.count() > before
