@@ -1,6 +1,6 @@
 """What measuring the blocks costs a page: impressions and clicks recorded vs not, side by side.
 
-    python -m benchmarks.measurement_cost [--requests 1000] [--json PATH]
+    python -m benchmarks.measurement_cost [--requests 1000] [--writer thread|request] [--json PATH]
 
 Builds its own shop in a scratch PostgreSQL database (``BENCH_DATABASE_URL``, default
 ``postgres://postgres@127.0.0.1:5432/bench_measurement``, dropped and recreated): the forty
@@ -9,7 +9,8 @@ default ``redis://127.0.0.1:6379/0``; only this shop's keys are written). A visi
 opens product pages through the links of a product page's blocks, each time freshly rendered (``also_bought``,
 ``also_viewed``, ``recently_viewed``), each link carrying its signed ``?rec=`` token. Every
 request is made twice, interleaved: with ``IMPRESSIONS_ENABLED`` (the page's impressions in one
-insert, the click its link carries, after the response is rendered) and without. An experiment
+insert, the click its link carries, after the response is rendered: by this process's writer
+thread, or with ``--writer request`` by the page itself) and without. An experiment
 runs (10 % control), so every impression takes an arm and the visitor's exposure is written once.
 Times are Django's handling time through the test client (the whole middleware and template
 stack, no network); the recording's own code (noting the blocks, reading the click's token, the
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="requests per variant")
     parser.add_argument("--json", default="benchmarks/results/measurement_cost.json")
+    parser.add_argument(
+        "--writer",
+        choices=("thread", "request"),
+        default="thread",
+        help="IMPRESSIONS_WRITER: the rows written by this process's writer thread, or by the page",
+    )
     args = parser.parse_args(argv)
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from recommender import middleware, receivers
     from recommender.conf import app_settings
+    from recommender.measurement import writer
     from recommender.measurement.assignment import start_experiment
     from recommender.serving import service
     from tests.helpers import BROWSER
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def measure(on: bool) -> None:
         app_settings.as_dict()["IMPRESSIONS_ENABLED"] = on
+
+    app_settings.as_dict()["IMPRESSIONS_WRITER"] = args.writer
 
     # the recording's own code, timed inside each request: noting a block, reading the click's
     # token, and the insert after the response (the only code that runs in one variant only)
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
                 inside.append(own[0] * 1000)
             assert response.status_code == 200, (link, response.status_code)
     measure(True)
+    writer.wait(30)  # what the thread has yet to write
     recorded = {
         "impressions": Impression.objects.count() - impressions,
         "clicks": Click.objects.count() - clicks,
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         "database": settings.DATABASES["default"]["ENGINE"],
         "cache": settings.CACHES["default"]["BACKEND"],
         "requests_per_variant": args.requests,
+        "writer": args.writer,
         "blocks_per_page": blocks,
         "links_followed": len(links),
         "recorded": recorded,
@@ -154,7 +166,10 @@ def main(argv: list[str] | None = None) -> dict:
         "timings_ms": timings,
     }
 
-    print(f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links")
+    print(
+        f"\nproduct page with {blocks} blocks, reached through one of {len(links)} block links;"
+        f" IMPRESSIONS_WRITER = {args.writer!r}"
+    )
     print(on_off_table(result, args.requests, "impressions and clicks", "added by measuring"))
     own = f"{result['own_median_ms']:.2f} | {result['own_p95_ms']:.2f}"
     print(f"| the recording's own time inside the page | {len(inside)} | {own} |")
