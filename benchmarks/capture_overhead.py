@@ -68,6 +68,24 @@ def on_off_table(result: dict, requests: int, what: str, added: str) -> str:
     return "\n".join(rows)
 
 
+def off_vs_off(timings: dict[str, list[float]]) -> dict[str, float]:
+    """An A/A check of an interleaved on/off run: the "off" requests that came first in their pair
+    against those that came second in the next pair (neither variant differs), summarised like the
+    on/off comparison; how far the page-level comparison moves on its own."""
+    return on_off_summary({"on": timings["off"][0::2], "off": timings["off"][1::2]})
+
+
+def off_vs_off_row(result: dict, neither: str) -> str:
+    """The A/A line under :func:`on_off_table` (``neither``: what neither variant does)."""
+    aa = result["off_vs_off"]
+    low, high = aa["added_median_ci95_ms"]
+    pairs = result["requests_per_variant"] // 2
+    return (
+        f'| A/A: the "off" requests of even against odd pairs ({neither}) | {pairs} |'
+        f" {aa['added_median_ms']:+.2f} (95 % interval {low:+.2f} to {high:+.2f}) | |"
+    )
+
+
 def median_difference_ci(on: list[float], off: list[float], seed: int = 0) -> tuple[float, float]:
     """A 95 % bootstrap interval (SciPy, BCa) of median(on) - median(off), resampling the
     interleaved requests in pairs (the n-th "on" beside the n-th "off"), so drift in the machine

@@ -30,7 +30,14 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.capture_overhead import on_off_summary, on_off_table, percentile, recreate_database
+from benchmarks.capture_overhead import (
+    off_vs_off,
+    off_vs_off_row,
+    on_off_summary,
+    on_off_table,
+    percentile,
+    recreate_database,
+)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_measurement"
 
@@ -159,9 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         **on_off_summary(timings),
         "own_median_ms": round(statistics.median(inside), 3),
         "own_p95_ms": round(percentile(inside, 95), 3),
-        # A/A: the "off" requests that came first in their pair against those that came second in
-        # the next pair (neither records): how far the page-level comparison moves on its own
-        "off_vs_off": on_off_summary({"on": timings["off"][0::2], "off": timings["off"][1::2]}),
+        "off_vs_off": off_vs_off(timings),
         "exposures": Exposure.objects.filter(experiment=experiment).count(),
         "timings_ms": timings,
     }
@@ -173,12 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(on_off_table(result, args.requests, "impressions and clicks", "added by measuring"))
     own = f"{result['own_median_ms']:.2f} | {result['own_p95_ms']:.2f}"
     print(f"| the recording's own time inside the page | {len(inside)} | {own} |")
-    aa = result["off_vs_off"]
-    low, high = aa["added_median_ci95_ms"]
-    print(
-        f'| A/A: the "off" requests of even against odd pairs (neither records) | {len(timings["off"]) // 2} |'
-        f" {aa['added_median_ms']:+.2f} (95 % interval {low:+.2f} to {high:+.2f}) | |"
-    )
+    print(off_vs_off_row(result, "neither records"))
     print(f"\nrecorded while measuring: {recorded['impressions']:,} impressions, {recorded['clicks']:,} clicks")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
