@@ -146,10 +146,9 @@ def live_model(kind: str) -> tuple[Any, artifacts.LoadedModel] | None:
         version = ModelVersion.objects.filter(pk=version_id).first()
         if version is None:
             return None
-    loaded = load(version)
-    with _lock:
-        _rows[version_id] = version
-    return version, loaded
+        with _lock:  # kept also when its files fail to load: the row is not read again for each page
+            _rows[version_id] = version
+    return version, load(version)
 
 
 def _changed() -> None:

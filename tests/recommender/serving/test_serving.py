@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -14,6 +15,7 @@ from django.urls import reverse
 from oscar.core.loading import get_model
 
 from recommender.abstract_models import ModelKind, VersionStatus
+from recommender.artifacts import ArtifactError
 from recommender.services import versions
 from recommender.services.training import train_recommenders
 from recommender.serving import service as serving
@@ -279,6 +281,10 @@ def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplo
         client = browser()
         view_product(client, shop.products[6])
         response = client.get(CATALOGUE)
+        with CaptureQueriesContext(connection) as again:  # later pages do not look the version up again
+            for _page in range(3):
+                with pytest.raises(ArtifactError):
+                    versions.live_model(ModelKind.NEXT_ITEM)
     finally:  # the file is shared by the module's tests
         with open(path, "wb") as fh:
             fh.write(intact)
@@ -286,6 +292,7 @@ def test_a_damaged_model_file_gives_the_fallback_not_a_500(shop, settings, caplo
     rungs = re.findall(r'data-rung="(\w+)"', response.content.decode())
     assert rungs and "model" not in rungs  # item-to-item, trending, best sellers instead
     assert "rung model failed" in caplog.text
+    assert not [q["sql"] for q in again.captured_queries if '"recommender_modelversion"."id" =' in q["sql"]]
 
 
 def test_two_visitors_never_see_each_others_history(shop, monkeypatch, django_user_model):
