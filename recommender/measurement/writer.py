@@ -140,4 +140,12 @@ def _reconnected(model: Any) -> bool:
     return broken
 
 
+def _forget_in_child() -> None:
+    """A forked process (a web server's worker) starts its own thread and queue on first use, with a
+    lock of its own (the parent's may have been held by another thread at the fork)."""
+    global _lock, _queue, _pid
+    _lock, _queue, _pid = threading.Lock(), None, 0
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 atexit.register(wait, EXIT_SECONDS)

@@ -4,6 +4,7 @@ transaction is where the thread applies (inside one the page writes its rows its
 
 from __future__ import annotations
 
+import os
 import time
 
 import psycopg
@@ -84,3 +85,19 @@ def test_a_page_is_written_on_a_new_connection_when_the_old_one_broke(_postgresq
     view_product(client, mugs[3])
     assert writer.wait(10)
     assert Impression.objects.count() > written
+
+
+def test_a_forked_worker_starts_a_writer_of_its_own():
+    """A web server's worker forked from a process whose writer had started gets its own queue and
+    thread on first use (the parent's thread does not exist in the child)."""
+    parents = writer._current_queue()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        fresh = writer._queue is None
+        ours = writer._current_queue() is not parents and writer._pid == os.getpid()
+        os.write(write, b"1" if fresh and ours else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert writer._current_queue() is parents
