@@ -115,12 +115,19 @@ def _documented_defaults(request: pytest.FixtureRequest):
     reset_breakers()  # a Redis hiccup in an earlier test does not leave this one without its cache
     _clear_cache(cache)
     yield
-    # the rows of this test's pages written (a transactional test's tables are emptied next) and the
-    # writer thread's connection closed (the test database is dropped at the end)
-    from recommender.measurement import writer
-
-    writer.release()
     _clear_cache(cache)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """Before any fixture is torn down: the rows of this test's pages written (a transactional test's
+    tables are emptied next) and the measurement writer's connection closed (the test database is
+    dropped at the end)."""
+    if item.config.pluginmanager.hasplugin("django") and not _is_pure_ml(item.path):
+        from recommender.measurement import writer
+
+        writer.release()
+    yield
 
 
 def _is_pure_ml(path: Path) -> bool:

@@ -95,7 +95,9 @@ def flush(request: Any) -> int:
 
 def _exposure(block: dict[str, Any]) -> Any | None:
     """The exposure row of the person a block was shown to, in the running experiment; None outside
-    one, or when this process wrote it lately (the insert ignores a person the database holds)."""
+    one, or when this process wrote or queued it lately (the insert ignores a person the database
+    holds; a queued row whose write fails is sent again once this process forgets it, after
+    ``LOCAL_SECONDS``)."""
     experiment = block["experiment"]
     if experiment is None:
         return None

@@ -14,10 +14,12 @@ not committed yet). Elsewhere the page writes its rows itself.
 What is queued waits only for the pages queued before it. A full queue (the database down or slower
 than the pages, ``QUEUE_PAGES`` of them waiting) drops a page's rows with a logged warning rather
 than hold the page; a failed insert is logged, as in the page, and the thread's connection opened
-afresh (once more for the same rows when the connection itself had broken: a database restart costs
-no page); after ``IDLE_SECONDS`` without a page the thread closes its connection. At exit the thread
-writes what is queued (for up to ``EXIT_SECONDS``). Readers that must see this process's rows
-(attribution at checkout, a login's merge, erasure and export) call :func:`wait` first.
+afresh (once more for the same rows when the connection itself had broken: the first page after a
+database restart is not lost; pages while it is down are); after ``IDLE_SECONDS`` without a page the
+thread closes its connection. At exit the thread writes what is queued (for up to ``EXIT_SECONDS``).
+Readers that must see this process's rows (attribution at checkout, a login's merge, erasure and
+export) call :func:`wait` first; it waits for this process's queue only, and another process's rows
+arrive within the time that process takes to write a page.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ QUEUE_PAGES = 10_000
 EXIT_SECONDS = 5.0
 #: the thread closes its database connection after this long without a page to write
 IDLE_SECONDS = 60.0
+THREAD_NAME = "recommender-measurement"
 
 Batches = list[tuple[Any, list[Any]]]
 
@@ -77,6 +80,8 @@ def wait(timeout: float = 2.0) -> bool:
     q = _queue if _pid == os.getpid() else None
     if q is None:
         return True
+    if threading.current_thread().name == THREAD_NAME:  # its own page is among the unfinished
+        return False
     deadline = time.monotonic() + timeout
     with q.all_tasks_done:
         while q.unfinished_tasks:
@@ -93,7 +98,7 @@ def _current_queue() -> queue.Queue[Batches]:
         with _lock:
             if _pid != os.getpid():
                 q: queue.Queue[Batches] = queue.Queue(maxsize=QUEUE_PAGES)
-                threading.Thread(target=_write, args=(q,), name="recommender-measurement", daemon=True).start()
+                threading.Thread(target=_write, args=(q,), name=THREAD_NAME, daemon=True).start()
                 _queue, _pid = q, os.getpid()
     assert _queue is not None
     return _queue

@@ -221,7 +221,8 @@ def erase(person: Person, using: str = "default") -> dict[str, int]:
     Event = get_model("recommender", "Event")
     ErasedOrder = get_model("recommender", "ErasedOrder")
     counts = {"accounts": len(person.user_ids), "visitor_ids": len(person.visitor_ids)}
-    writer.wait()  # what this process measured of them and has not written yet
+    if not writer.wait():  # what this process measured of them and has not written yet
+        logger.warning("recommender: erasing while this process's measurements still wait to be written")
     with transaction.atomic(using=using):
         counts["events"] = Event._default_manager.using(using).filter(_events_q(person)).delete()[0]
         counts |= _erase_measurement(person, using)
