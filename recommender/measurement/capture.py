@@ -5,9 +5,10 @@ Under the rules of event capture (:func:`recommender.tracking.should_track`): no
 publish in the request and never an error out of it (a failed insert is logged).
 
 * **Impressions**: :meth:`Recommender.recommend` notes each block it fills for a page
-  (:func:`note_block`); after the response is rendered the middleware hands the page's blocks, with
-  the person's first exposure to the running experiment, to this process's writer thread, which
-  writes them in one insert (:func:`flush`, :mod:`recommender.measurement.writer`).
+  (:func:`note_block`); after the response is rendered the middleware writes the page's blocks,
+  with the person's first exposure to the running experiment, in one insert (:func:`flush`): on
+  PostgreSQL outside a transaction this process's writer thread does it, so the page does not wait
+  (:mod:`recommender.measurement.writer`).
 * **Clicks**: a product page reached through a block's link carries ``?rec=<token>``; the token is
   signed, names the impression, the product and the visitor it was made for, so it can be neither
   forged nor replayed by another visitor (:func:`record_click`; the API's ``click`` endpoint calls

@@ -274,6 +274,8 @@ class IntentScorer:
         types = np.asarray(types, dtype=np.int64)[-self.max_len :]
         if not len(types):
             return np.full(self.n_classes, 1.0 / self.n_classes, dtype=np.float32)
+        if types.min() < 0 or types.max() >= self.n_classes:  # a row of the next embedding table otherwise
+            raise ValueError(f"event types must be 0 to {self.n_classes - 1}")
         n = len(types)
         f = features(
             types,

@@ -69,6 +69,10 @@ def test_a_model_file_with_embedding_tables_of_other_sizes_is_refused(tmp_path) 
     write_model_files(tmp_path / "broken", "next_action", config, tensors)
     with pytest.raises(ModelFileError, match="embedding tables"):
         IntentScorer.load(tmp_path / "broken")
+    scorer = IntentScorer.load(tmp_path / "ok")
+    for bad in (3, -1):  # an event type the network has no embedding for is refused, not read elsewhere
+        with pytest.raises(ValueError, match="event types"):
+            scorer.proba(np.array([0, bad]), np.array([0.0, 60.0]), np.array([1, 2]))
 
 
 # (product, time, event type) rows, oldest first; equal times make one order's lines
